@@ -1,0 +1,258 @@
+//! Blocks, parsed as a stream: the header, then one transaction at a time, so a block of any size
+//! is processed with memory bounded by its largest transaction. The Merkle root is accumulated on
+//! the way (O(log n) memory) and checked against the header at the end.
+
+use std::io::{BufReader, Read};
+
+use chain_gang::messages::BlockHeader as CgHeader;
+use chain_gang::util::Serializable;
+
+use crate::error::ParseError;
+use crate::hash::{BlockHash, sha256d};
+use crate::merkle::MerkleRootBuilder;
+use crate::tx::{ParseLimits, Transaction};
+use crate::varint::read_varint;
+
+/// Smallest serialized transaction: version, two empty counts, lock time.
+const MIN_TX_BYTES: u64 = 10;
+
+/// An 80-byte block header with its hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlockHeader {
+    bytes: [u8; 80],
+    hash: BlockHash,
+}
+
+impl BlockHeader {
+    /// Serialized size of a header.
+    pub const SIZE: usize = 80;
+
+    /// Builds a header from its 80 serialized bytes.
+    pub fn from_bytes(bytes: [u8; 80]) -> Self {
+        Self { hash: BlockHash::from_internal(sha256d(&bytes)), bytes }
+    }
+
+    /// Parses a hex-encoded header (as `getblockheader <hash> false` returns it).
+    pub fn from_hex(s: &str) -> Result<Self, ParseError> {
+        let raw = hex::decode(s.trim()).map_err(|e| ParseError::Malformed(format!("header hex: {e}")))?;
+        let bytes: [u8; 80] = raw.as_slice().try_into().map_err(|_| {
+            ParseError::Malformed(format!("a block header is 80 bytes, got {}", raw.len()))
+        })?;
+        Ok(Self::from_bytes(bytes))
+    }
+
+    /// The block hash.
+    pub fn hash(&self) -> BlockHash {
+        self.hash
+    }
+
+    /// The hash of the previous block.
+    pub fn prev_hash(&self) -> BlockHash {
+        BlockHash::from_internal(self.field32(4))
+    }
+
+    /// The Merkle root in internal byte order.
+    pub fn merkle_root(&self) -> [u8; 32] {
+        self.field32(36)
+    }
+
+    /// Block time (seconds since the Unix epoch, as the miner set it).
+    pub fn time(&self) -> u32 {
+        u32::from_le_bytes([self.bytes[68], self.bytes[69], self.bytes[70], self.bytes[71]])
+    }
+
+    /// The 80 serialized bytes.
+    pub fn as_bytes(&self) -> &[u8; 80] {
+        &self.bytes
+    }
+
+    /// The header as `chain-gang` models it.
+    pub fn to_chain_gang(&self) -> Result<CgHeader, ParseError> {
+        CgHeader::read(&mut &self.bytes[..]).map_err(|e| ParseError::from_chain_gang(e, "block header"))
+    }
+
+    fn field32(&self, at: usize) -> [u8; 32] {
+        let mut out = [0u8; 32];
+        out.copy_from_slice(&self.bytes[at..at + 32]);
+        out
+    }
+}
+
+/// Totals of a fully read block, returned once its Merkle root has been checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlockSummary {
+    /// The header.
+    pub header: BlockHeader,
+    /// Number of transactions.
+    pub tx_count: u64,
+    /// Bytes of the transactions (without header and count).
+    pub tx_bytes: u64,
+}
+
+/// Reads a serialized block from any `Read` one transaction at a time.
+///
+/// ```no_run
+/// # fn f(r: impl std::io::Read) -> Result<(), bsv_primitives::ParseError> {
+/// let mut block = bsv_primitives::BlockReader::new(r, Default::default())?;
+/// while let Some(tx) = block.next_tx() {
+///     let tx = tx?;
+///     let _ = tx.txid();
+/// }
+/// let summary = block.finish()?; // checks the Merkle root and that nothing trails the block
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct BlockReader<R: Read> {
+    reader: BufReader<R>,
+    header: BlockHeader,
+    tx_count: u64,
+    read: u64,
+    tx_bytes: u64,
+    merkle: MerkleRootBuilder,
+    limits: ParseLimits,
+    failed: bool,
+}
+
+impl<R: Read> BlockReader<R> {
+    /// Reads the header and the transaction count.
+    pub fn new(reader: R, limits: ParseLimits) -> Result<Self, ParseError> {
+        let mut reader = BufReader::with_capacity(256 * 1024, reader);
+        let mut bytes = [0u8; 80];
+        reader.read_exact(&mut bytes).map_err(|e| ParseError::from_io(e, "block header"))?;
+        let header = BlockHeader::from_bytes(bytes);
+        let tx_count = read_varint(&mut reader).map_err(|e| ParseError::from_io(e, "tx count"))?;
+        let remaining = limits.max_block_bytes.saturating_sub(81);
+        if tx_count == 0 || tx_count > remaining / MIN_TX_BYTES {
+            return Err(ParseError::CountBeyondData { what: "transaction", declared: tx_count, remaining });
+        }
+        Ok(Self {
+            reader,
+            header,
+            tx_count,
+            read: 0,
+            tx_bytes: 0,
+            merkle: MerkleRootBuilder::default(),
+            limits,
+            failed: false,
+        })
+    }
+
+    /// The block header.
+    pub fn header(&self) -> &BlockHeader {
+        &self.header
+    }
+
+    /// The number of transactions the block declares.
+    pub fn tx_count(&self) -> u64 {
+        self.tx_count
+    }
+
+    /// The next transaction, or `None` after the last one (or after an error).
+    pub fn next_tx(&mut self) -> Option<Result<Transaction, ParseError>> {
+        if self.failed || self.read == self.tx_count {
+            return None;
+        }
+        let result = match Transaction::read_from(&mut self.reader, &self.limits) {
+            Ok(Some(tx)) => {
+                self.read += 1;
+                self.tx_bytes += tx.size();
+                self.merkle.push(*tx.txid().internal());
+                Ok(tx)
+            }
+            Ok(None) => Err(ParseError::Truncated {
+                context: format!("block declares {} transactions, found {}", self.tx_count, self.read),
+            }),
+            Err(e) => Err(e),
+        };
+        if result.is_err() {
+            self.failed = true;
+        }
+        Some(result)
+    }
+
+    /// Reads any transactions not yet read, then checks that nothing follows the block and that
+    /// the Merkle root of the transactions equals the header's.
+    pub fn finish(mut self) -> Result<BlockSummary, ParseError> {
+        while let Some(tx) = self.next_tx() {
+            tx?;
+        }
+        if self.failed {
+            return Err(ParseError::Malformed("block reading failed earlier".into()));
+        }
+        let mut extra = Vec::new();
+        let n = (&mut self.reader)
+            .take(1024)
+            .read_to_end(&mut extra)
+            .map_err(|e| ParseError::from_io(e, "end of block"))?;
+        if n > 0 {
+            return Err(ParseError::TrailingData { what: "block", extra: n as u64 });
+        }
+        let root = self.merkle.root().ok_or_else(|| ParseError::Malformed("empty block".into()))?;
+        if root != self.header.merkle_root() {
+            return Err(ParseError::Malformed(
+                "the transactions' Merkle root differs from the header's".into(),
+            ));
+        }
+        Ok(BlockSummary { header: self.header, tx_count: self.tx_count, tx_bytes: self.tx_bytes })
+    }
+}
+
+impl<'a> BlockReader<&'a [u8]> {
+    /// Parses a whole block held in memory (tests, small blocks); the declared transaction count
+    /// is checked against the slice length.
+    pub fn from_slice(bytes: &'a [u8]) -> Result<Self, ParseError> {
+        let limits = ParseLimits { max_block_bytes: bytes.len() as u64, ..ParseLimits::default() };
+        BlockReader::new(bytes, limits)
+    }
+}
+
+impl<R: Read> Iterator for BlockReader<R> {
+    type Item = Result<Transaction, ParseError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.next_tx()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The genesis block of the main chain.
+    const GENESIS_BLOCK: &str = "0100000000000000000000000000000000000000000000000000000000000000000000003ba3edfd7a7b12b27ac72c3e67768f617fc81bc3888a51323a9fb8aa4b1e5e4a29ab5f49ffff001d1dac2b7c0101000000010000000000000000000000000000000000000000000000000000000000000000ffffffff4d04ffff001d0104455468652054696d65732030332f4a616e2f32303039204368616e63656c6c6f72206f6e206272696e6b206f66207365636f6e64206261696c6f757420666f722062616e6b73ffffffff0100f2052a01000000434104678afdb0fe5548271967f1a67130b7105cd6a828e03909a67962e0ea1f61deb649f6bc3f4cef38c4f35504e51ec112de5c384df7ba0b8d578a4c702b6bf11d5fac00000000";
+
+    #[test]
+    fn genesis_block_streams_and_checks_its_root() {
+        let raw = hex::decode(GENESIS_BLOCK).unwrap();
+        let mut reader = BlockReader::from_slice(&raw).unwrap();
+        assert_eq!(
+            reader.header().hash().to_string(),
+            "000000000019d6689c085ae165831e934ff763ae46a2a6c172b3f1b60a8ce26f"
+        );
+        let tx = reader.next_tx().unwrap().unwrap();
+        assert_eq!(
+            tx.txid().to_string(),
+            "4a5e1e4baab89f3a32518a88c31bc87f618f76673e2cc77ab2127b7afdeda33b"
+        );
+        let summary = reader.finish().unwrap();
+        assert_eq!(summary.tx_count, 1);
+        assert_eq!(summary.header.prev_hash(), BlockHash::from_internal([0; 32]));
+        assert_eq!(summary.header.time(), 1231006505);
+    }
+
+    #[test]
+    fn a_wrong_merkle_root_is_refused() {
+        let mut raw = hex::decode(GENESIS_BLOCK).unwrap();
+        raw[40] ^= 1;
+        let reader = BlockReader::from_slice(&raw).unwrap();
+        assert!(matches!(reader.finish(), Err(ParseError::Malformed(_))));
+    }
+
+    #[test]
+    fn trailing_bytes_are_refused() {
+        let mut raw = hex::decode(GENESIS_BLOCK).unwrap();
+        raw.push(0);
+        let reader = BlockReader::new(&raw[..], ParseLimits::default()).unwrap();
+        assert!(matches!(reader.finish(), Err(ParseError::TrailingData { extra: 1, .. })));
+    }
+}

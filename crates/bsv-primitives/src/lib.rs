@@ -1,0 +1,25 @@
+#![doc = include_str!("../README.md")]
+
+mod block;
+mod envelope;
+mod error;
+mod hash;
+mod keys;
+mod merkle;
+mod tx;
+mod varint;
+
+pub use block::{BlockHeader, BlockReader, BlockSummary};
+pub use envelope::{
+    ENCODING_UTF8, EnvelopeError, JsonEnvelope, MIMETYPE_JSON, sign_payload, verify_payload,
+};
+pub use error::ParseError;
+pub use hash::{BlockHash, HashParseError, Txid, merkle_parent, sha256d};
+pub use keys::{KeyError, KeyNetwork, PrivateKey, PublicKey};
+pub use merkle::{MerkleRootBuilder, MerkleTree, ProofError, ProofNode, TargetType, TscProof, merkle_root};
+pub use tx::{FeeBytes, OutPoint, ParseLimits, Transaction, is_data_script};
+pub use varint::{read_varint, varint_size, write_varint};
+
+/// The `chain-gang` crate this one is built on, re-exported so that callers needing scripts,
+/// sighashes or signing use the same version.
+pub use chain_gang;
