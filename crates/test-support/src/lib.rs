@@ -1,1 +1,47 @@
-//! placeholder
+#![doc = include_str!("../README.md")]
+// Test helpers fail loudly: a broken fixture should stop the test with a clear message.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
+
+mod bitcoind;
+mod chaos;
+mod postgres;
+mod receiver;
+
+pub use bitcoind::{BitcoindNode, NodeOptions};
+pub use chaos::ChaosProxy;
+pub use postgres::{TestDatabase, admin_database_url};
+pub use receiver::{RecordedRequest, RecordingReceiver};
+
+/// A listener on 127.0.0.1 with a port the OS picked, for starting a service under test.
+pub fn local_listener() -> std::net::TcpListener {
+    std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0")
+}
+
+/// A port that was free a moment ago (for programs that take a port number, not a socket).
+pub fn free_port() -> u16 {
+    local_listener().local_addr().expect("local addr").port()
+}
+
+/// The workspace root, for finding `scripts/`.
+pub fn workspace_root() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .nth(2)
+        .expect("workspace root")
+        .to_path_buf()
+}
+
+/// Installs a `tracing` subscriber once per test process, honouring `RUST_LOG`.
+pub fn init_test_tracing() {
+    use std::sync::Once;
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(
+                tracing_subscriber::EnvFilter::try_from_default_env()
+                    .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+            )
+            .with_test_writer()
+            .try_init();
+    });
+}

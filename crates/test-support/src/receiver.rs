@@ -1,0 +1,129 @@
+//! A real HTTP server that records every request it gets: the callback receiver of tests.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
+use tokio::sync::Notify;
+
+/// One request as the receiver saw it.
+#[derive(Debug, Clone)]
+pub struct RecordedRequest {
+    /// HTTP method.
+    pub method: String,
+    /// Path without the query.
+    pub path: String,
+    /// Raw query string.
+    pub query: String,
+    /// Headers (names lower-case).
+    pub headers: Vec<(String, String)>,
+    /// Body bytes.
+    pub body: bytes::Bytes,
+}
+
+impl RecordedRequest {
+    /// The first value of a header.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        let name = name.to_ascii_lowercase();
+        self.headers.iter().find(|(n, _)| *n == name).map(|(_, v)| v.as_str())
+    }
+
+    /// The body parsed as JSON.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).expect("recorded body is JSON")
+    }
+}
+
+#[derive(Default)]
+struct Shared {
+    requests: Mutex<Vec<RecordedRequest>>,
+    status: Mutex<u16>,
+    arrived: Notify,
+}
+
+/// The running receiver; stops when dropped.
+pub struct RecordingReceiver {
+    shared: Arc<Shared>,
+    url: String,
+    handle: actix_web::dev::ServerHandle,
+}
+
+impl std::fmt::Debug for RecordingReceiver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RecordingReceiver").field("url", &self.url).finish_non_exhaustive()
+    }
+}
+
+async fn record(req: HttpRequest, body: web::Bytes, shared: web::Data<Arc<Shared>>) -> HttpResponse {
+    let recorded = RecordedRequest {
+        method: req.method().to_string(),
+        path: req.path().to_owned(),
+        query: req.query_string().to_owned(),
+        headers: req
+            .headers()
+            .iter()
+            .map(|(n, v)| (n.as_str().to_owned(), v.to_str().unwrap_or_default().to_owned()))
+            .collect(),
+        body,
+    };
+    shared.requests.lock().unwrap().push(recorded);
+    shared.arrived.notify_waiters();
+    let status = *shared.status.lock().unwrap();
+    HttpResponse::build(actix_web::http::StatusCode::from_u16(status).unwrap()).finish()
+}
+
+impl RecordingReceiver {
+    /// Starts listening on 127.0.0.1 (a free port), answering 200 to everything.
+    pub async fn start() -> Self {
+        let shared = Arc::new(Shared { status: Mutex::new(200), ..Shared::default() });
+        let data = web::Data::new(shared.clone());
+        let listener = crate::local_listener();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let server = HttpServer::new(move || App::new().app_data(data.clone()).default_service(web::to(record)))
+            .workers(1)
+            .disable_signals()
+            .listen(listener)
+            .unwrap()
+            .run();
+        let handle = server.handle();
+        tokio::spawn(server);
+        Self { shared, url, handle }
+    }
+
+    /// Base URL, e.g. `http://127.0.0.1:40123`.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Makes later requests get `status` (e.g. 500 to test retries).
+    pub fn set_status(&self, status: u16) {
+        *self.shared.status.lock().unwrap() = status;
+    }
+
+    /// Everything received so far.
+    pub fn requests(&self) -> Vec<RecordedRequest> {
+        self.shared.requests.lock().unwrap().clone()
+    }
+
+    /// Waits until at least `n` requests arrived, or panics after `timeout`.
+    pub async fn wait_for(&self, n: usize, timeout: Duration) -> Vec<RecordedRequest> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let notified = self.shared.arrived.notified();
+            let got = self.requests();
+            if got.len() >= n {
+                return got;
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                panic!("expected {n} requests within {timeout:?}, got {}", self.requests().len());
+            }
+        }
+    }
+}
+
+impl Drop for RecordingReceiver {
+    fn drop(&mut self) {
+        let handle = self.handle.clone();
+        drop(handle.stop(false));
+    }
+}
