@@ -1,1 +1,235 @@
-//! placeholder
+#![doc = include_str!("../README.md")]
+
+use std::time::Duration;
+
+use deadpool::Runtime;
+use diesel::ConnectionError;
+use diesel_async::async_connection_wrapper::AsyncConnectionWrapper;
+use diesel_async::pooled_connection::deadpool::{Object, Pool};
+use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig};
+use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
+use diesel_migrations::{EmbeddedMigrations, MigrationHarness};
+use futures_util::FutureExt;
+use secrecy::{ExposeSecret, SecretString};
+
+pub use diesel_migrations::embed_migrations;
+
+/// A pooled connection whose `search_path` is the owning service's schema.
+pub type PooledConn = Object<AsyncPgConnection>;
+
+/// Errors of the storage layer, split the way HTTP cares: unavailable (503) versus a query that
+/// failed (500, or a constraint the caller maps to 409).
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    /// No connection could be had in time: the database is down or the pool is exhausted.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    /// A query failed.
+    #[error("database query failed: {0}")]
+    Query(#[from] diesel::result::Error),
+    /// Migrations failed.
+    #[error("database migration failed: {0}")]
+    Migration(String),
+    /// The settings are wrong (bad schema name, bad URL).
+    #[error("database settings: {0}")]
+    Config(String),
+}
+
+/// How to reach the database and size the pool.
+#[derive(Clone, serde::Deserialize)]
+pub struct DbSettings {
+    /// `postgres://` URL; a secret because it may hold a password.
+    pub url: SecretString,
+    /// The schema this service owns; every connection's `search_path` is set to it.
+    pub schema: String,
+    /// Largest number of pooled connections.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// How long a request waits for a connection before the service answers 503.
+    #[serde(default = "default_acquire_timeout_ms")]
+    pub acquire_timeout_ms: u64,
+}
+
+fn default_max_connections() -> usize {
+    16
+}
+
+fn default_acquire_timeout_ms() -> u64 {
+    3_000
+}
+
+impl std::fmt::Debug for DbSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DbSettings")
+            .field("url", &"<redacted>")
+            .field("schema", &self.schema)
+            .field("max_connections", &self.max_connections)
+            .field("acquire_timeout_ms", &self.acquire_timeout_ms)
+            .finish()
+    }
+}
+
+impl DbSettings {
+    /// Settings with the default pool size and timeout.
+    pub fn new(url: impl Into<String>, schema: impl Into<String>) -> Self {
+        Self {
+            url: SecretString::from(url.into()),
+            schema: schema.into(),
+            max_connections: default_max_connections(),
+            acquire_timeout_ms: default_acquire_timeout_ms(),
+        }
+    }
+
+    /// Checks the settings without connecting; the message names the bad setting.
+    pub fn validate(&self) -> Result<(), DbError> {
+        if !is_identifier(&self.schema) {
+            return Err(DbError::Config(format!(
+                "schema {:?} must be a lower-case SQL identifier (a-z, 0-9, _)",
+                self.schema
+            )));
+        }
+        let url = self.url.expose_secret();
+        if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+            return Err(DbError::Config("url must start with postgres:// or postgresql://".into()));
+        }
+        if self.max_connections == 0 {
+            return Err(DbError::Config("max_connections must be at least 1".into()));
+        }
+        Ok(())
+    }
+}
+
+fn is_identifier(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+        && !s.as_bytes()[0].is_ascii_digit()
+}
+
+/// The service's database handle: a pool pinned to its schema. Cheap to clone.
+#[derive(Clone)]
+pub struct Db {
+    pool: Pool<AsyncPgConnection>,
+    settings: std::sync::Arc<DbSettings>,
+}
+
+impl std::fmt::Debug for Db {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Db").field("schema", &self.settings.schema).finish_non_exhaustive()
+    }
+}
+
+/// Opens a connection with `search_path` set to `schema` (which `validate` made safe to quote).
+async fn connect_in_schema(url: &str, schema: &str) -> Result<AsyncPgConnection, ConnectionError> {
+    let mut conn = AsyncPgConnection::establish(url).await?;
+    conn.batch_execute(&format!("SET search_path TO \"{schema}\""))
+        .await
+        .map_err(ConnectionError::CouldntSetupConfiguration)?;
+    Ok(conn)
+}
+
+impl Db {
+    /// Builds the pool. No connection is made yet, so a service can start (and report not-ready)
+    /// while the database is still coming up.
+    pub fn new(settings: DbSettings) -> Result<Self, DbError> {
+        settings.validate()?;
+        let schema = settings.schema.clone();
+        let mut config = ManagerConfig::<AsyncPgConnection>::default();
+        config.custom_setup = Box::new(move |url| {
+            let schema = schema.clone();
+            let url = url.to_owned();
+            async move { connect_in_schema(&url, &schema).await }.boxed()
+        });
+        let manager =
+            AsyncDieselConnectionManager::new_with_config(settings.url.expose_secret().to_owned(), config);
+        let acquire = Duration::from_millis(settings.acquire_timeout_ms);
+        let pool = Pool::builder(manager)
+            .max_size(settings.max_connections)
+            .runtime(Runtime::Tokio1)
+            .wait_timeout(Some(acquire))
+            .create_timeout(Some(acquire))
+            .recycle_timeout(Some(acquire))
+            .build()
+            .map_err(|e| DbError::Config(e.to_string()))?;
+        Ok(Self { pool, settings: std::sync::Arc::new(settings) })
+    }
+
+    /// The schema this handle is pinned to.
+    pub fn schema(&self) -> &str {
+        &self.settings.schema
+    }
+
+    /// A connection from the pool; `DbError::Unavailable` when none comes in time.
+    pub async fn conn(&self) -> Result<PooledConn, DbError> {
+        self.pool.get().await.map_err(|e| DbError::Unavailable(e.to_string()))
+    }
+
+    /// Round-trips `SELECT 1`: the readiness check.
+    pub async fn ping(&self) -> Result<(), DbError> {
+        let mut conn = self.conn().await?;
+        let timeout = Duration::from_millis(self.settings.acquire_timeout_ms);
+        match tokio::time::timeout(timeout, conn.batch_execute("SELECT 1")).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => {
+                // The connection is probably broken; do not hand it out again.
+                let _ = Object::take(conn);
+                Err(DbError::Unavailable(e.to_string()))
+            }
+            Err(_) => {
+                let _ = Object::take(conn);
+                Err(DbError::Unavailable("SELECT 1 timed out".into()))
+            }
+        }
+    }
+
+    /// Creates the schema if needed and runs pending migrations, serialized across replicas by
+    /// an advisory lock. Returns how many migrations ran.
+    pub async fn migrate(&self, migrations: EmbeddedMigrations) -> Result<usize, DbError> {
+        let url = self.settings.url.expose_secret().to_owned();
+        let schema = self.settings.schema.clone();
+        let mut conn = AsyncPgConnection::establish(&url)
+            .await
+            .map_err(|e| DbError::Unavailable(e.to_string()))?;
+        let lock_key = format!("migrations:{schema}");
+        conn.batch_execute(&format!(
+            "SELECT pg_advisory_lock(hashtext('{lock_key}')); CREATE SCHEMA IF NOT EXISTS \"{schema}\"; SET search_path TO \"{schema}\""
+        ))
+        .await?;
+        let ran = tokio::task::spawn_blocking(move || {
+            let mut sync_conn = AsyncConnectionWrapper::<AsyncPgConnection>::from(conn);
+            let result = sync_conn
+                .run_pending_migrations(migrations)
+                .map(|v| v.len())
+                .map_err(|e| DbError::Migration(e.to_string()));
+            // The session ends with the connection, which releases the lock as well.
+            let _ = diesel::connection::SimpleConnection::batch_execute(
+                &mut sync_conn,
+                &format!("SELECT pg_advisory_unlock(hashtext('{lock_key}'))"),
+            );
+            result
+        })
+        .await
+        .map_err(|e| DbError::Migration(e.to_string()))??;
+        if ran > 0 {
+            tracing::info!(db.schema = %self.settings.schema, migrations.ran = ran, "migrations applied");
+        }
+        Ok(ran)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_are_validated_with_the_setting_named() {
+        let mut s = DbSettings::new("postgres://x@127.0.0.1/db", "mapi");
+        s.validate().unwrap();
+        s.schema = "Robert'); DROP".into();
+        assert!(s.validate().unwrap_err().to_string().contains("schema"));
+        s.schema = "ok".into();
+        s.url = SecretString::from("mysql://x".to_owned());
+        assert!(s.validate().unwrap_err().to_string().contains("url"));
+        assert!(!format!("{s:?}").contains("mysql"));
+    }
+}
