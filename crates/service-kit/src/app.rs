@@ -1,0 +1,80 @@
+//! The one place an actix `App` gets its shared parts: common routes (`/health`, `/ready`,
+//! `/metrics`), JSON errors for bad bodies, queries and paths, a JSON 404, and the middleware.
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
+use actix_web::middleware::from_fn;
+use actix_web::{App, HttpRequest, HttpResponse, error, web};
+
+use crate::error::{ApiError, ErrorKind};
+use crate::health::{Readiness, health, ready};
+use crate::internal::InternalCredential;
+use crate::metrics::Metrics;
+
+/// What every service's app shares. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Kit {
+    /// The Prometheus registry.
+    pub metrics: Metrics,
+    /// Checks behind `/ready`.
+    pub readiness: Readiness,
+    /// The internal credential, for `/internal` scopes.
+    pub credential: InternalCredential,
+}
+
+async fn metrics(m: web::Data<Metrics>) -> HttpResponse {
+    HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(m.render())
+}
+
+async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    Err(ApiError::not_found(format!("no resource at {}", req.path())))
+}
+
+fn json_error(err: error::JsonPayloadError, _req: &HttpRequest) -> actix_web::Error {
+    let kind = match &err {
+        error::JsonPayloadError::OverflowKnownLength { .. } | error::JsonPayloadError::Overflow { .. } => {
+            ErrorKind::PayloadTooLarge
+        }
+        error::JsonPayloadError::ContentType => ErrorKind::UnsupportedMediaType,
+        _ => ErrorKind::BadRequest,
+    };
+    ApiError::new(kind, err.to_string()).into()
+}
+
+fn query_error(err: error::QueryPayloadError, _req: &HttpRequest) -> actix_web::Error {
+    ApiError::bad_request(err.to_string()).into()
+}
+
+fn path_error(err: error::PathError, _req: &HttpRequest) -> actix_web::Error {
+    ApiError::bad_request(err.to_string()).into()
+}
+
+/// Largest JSON body accepted by default (services override per route).
+pub const DEFAULT_JSON_LIMIT: usize = 1024 * 1024;
+
+/// The base `App`: shared data, extractor error handlers, middleware, common routes and a JSON 404.
+/// Services add their routes to it.
+pub fn base_app(
+    kit: Kit,
+) -> App<
+    impl ServiceFactory<
+        ServiceRequest,
+        Config = (),
+        Response = ServiceResponse<impl MessageBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    App::new()
+        .app_data(web::Data::new(kit.metrics))
+        .app_data(web::Data::new(kit.readiness))
+        .app_data(web::Data::new(kit.credential))
+        .app_data(web::JsonConfig::default().limit(DEFAULT_JSON_LIMIT).error_handler(json_error))
+        .app_data(web::QueryConfig::default().error_handler(query_error))
+        .app_data(web::PathConfig::default().error_handler(path_error))
+        .wrap(from_fn(crate::middleware::observe))
+        .route("/health", web::get().to(health))
+        .route("/ready", web::get().to(ready))
+        .route("/metrics", web::get().to(metrics))
+        .default_service(web::to(not_found))
+}

@@ -1,0 +1,124 @@
+//! Service-to-service HTTP: the internal credential that guards `/internal/*`, and a client that
+//! presents it and propagates the caller's trace context (`traceparent`).
+
+use std::time::Duration;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::middleware::Next;
+use secrecy::{ExposeSecret, SecretString};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
+
+use crate::error::ApiError;
+
+/// Header carrying the internal credential.
+pub const INTERNAL_TOKEN_HEADER: &str = "x-internal-token";
+
+/// The shared secret services present to each other. Compared in constant time; never printed.
+#[derive(Clone)]
+pub struct InternalCredential {
+    secret: SecretString,
+    digest: [u8; 32],
+}
+
+impl std::fmt::Debug for InternalCredential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("InternalCredential(<redacted>)")
+    }
+}
+
+impl InternalCredential {
+    /// Wraps the configured secret.
+    pub fn new(secret: SecretString) -> Self {
+        let digest = Sha256::digest(secret.expose_secret().as_bytes()).into();
+        Self { secret, digest }
+    }
+
+    /// True when `presented` is the credential. Both sides are hashed first, so neither the
+    /// content nor the length of the secret leaks through timing.
+    pub fn verify(&self, presented: &str) -> bool {
+        let presented: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
+        presented.ct_eq(&self.digest).into()
+    }
+
+    /// True when the request carries the credential.
+    pub fn verify_request(&self, req: &actix_web::HttpRequest) -> bool {
+        req.headers()
+            .get(INTERNAL_TOKEN_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| self.verify(v))
+    }
+}
+
+/// Middleware for `/internal` scopes: 401 unless the internal credential is presented.
+pub async fn require_internal(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<actix_web::body::BoxBody>, actix_web::Error> {
+    let allowed = req
+        .app_data::<actix_web::web::Data<InternalCredential>>()
+        .is_some_and(|c| c.verify_request(req.request()));
+    if !allowed {
+        return Err(ApiError::unauthorized("internal endpoint").into());
+    }
+    Ok(next.call(req).await?.map_into_boxed_body())
+}
+
+/// HTTP client for calls to sibling services.
+#[derive(Clone, Debug)]
+pub struct InternalClient {
+    http: reqwest::Client,
+    credential: InternalCredential,
+}
+
+impl InternalClient {
+    /// A client with a request timeout.
+    pub fn new(credential: InternalCredential, timeout: Duration) -> Result<Self, reqwest::Error> {
+        let http = reqwest::Client::builder().timeout(timeout).connect_timeout(Duration::from_secs(5)).build()?;
+        Ok(Self { http, credential })
+    }
+
+    /// Starts a request that carries the credential and the current trace context.
+    pub fn request(&self, method: reqwest::Method, url: &str) -> reqwest::RequestBuilder {
+        self.http
+            .request(method, url)
+            .header(INTERNAL_TOKEN_HEADER, self.credential.secret.expose_secret())
+            .headers(trace_headers())
+    }
+
+    /// `GET` with credential and trace context.
+    pub fn get(&self, url: &str) -> reqwest::RequestBuilder {
+        self.request(reqwest::Method::GET, url)
+    }
+
+    /// `POST` with credential and trace context.
+    pub fn post(&self, url: &str) -> reqwest::RequestBuilder {
+        self.request(reqwest::Method::POST, url)
+    }
+}
+
+/// `traceparent` (and `tracestate`) of the current span, for an outgoing request.
+pub fn trace_headers() -> http::HeaderMap {
+    let mut headers = http::HeaderMap::new();
+    let cx = tracing::Span::current().context();
+    opentelemetry::global::get_text_map_propagator(|p| {
+        p.inject_context(&cx, &mut opentelemetry_http::HeaderInjector(&mut headers));
+    });
+    headers
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credential_compare_and_debug() {
+        let c = InternalCredential::new(SecretString::from("a-long-internal-secret".to_owned()));
+        assert!(c.verify("a-long-internal-secret"));
+        assert!(!c.verify("a-long-internal-secreT"));
+        assert!(!c.verify(""));
+        assert!(!format!("{c:?}").contains("secret-"));
+    }
+}
