@@ -35,9 +35,10 @@ impl BlockHeader {
     /// Parses a hex-encoded header (as `getblockheader <hash> false` returns it).
     pub fn from_hex(s: &str) -> Result<Self, ParseError> {
         let raw = hex::decode(s.trim()).map_err(|e| ParseError::Malformed(format!("header hex: {e}")))?;
-        let bytes: [u8; 80] = raw.as_slice().try_into().map_err(|_| {
-            ParseError::Malformed(format!("a block header is 80 bytes, got {}", raw.len()))
-        })?;
+        let bytes: [u8; 80] = raw
+            .as_slice()
+            .try_into()
+            .map_err(|_| ParseError::Malformed(format!("a block header is 80 bytes, got {}", raw.len())))?;
         Ok(Self::from_bytes(bytes))
     }
 
@@ -230,10 +231,7 @@ mod tests {
             "000000000019d6689c085ae165831e934ff763ae46a2a6c172b3f1b60a8ce26f"
         );
         let tx = reader.next_tx().unwrap().unwrap();
-        assert_eq!(
-            tx.txid().to_string(),
-            "4a5e1e4baab89f3a32518a88c31bc87f618f76673e2cc77ab2127b7afdeda33b"
-        );
+        assert_eq!(tx.txid().to_string(), "4a5e1e4baab89f3a32518a88c31bc87f618f76673e2cc77ab2127b7afdeda33b");
         let summary = reader.finish().unwrap();
         assert_eq!(summary.tx_count, 1);
         assert_eq!(summary.header.prev_hash(), BlockHash::from_internal([0; 32]));

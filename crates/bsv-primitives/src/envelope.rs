@@ -125,9 +125,8 @@ mod tests {
         tampered.payload = "{\"a\":2}".into();
         assert_eq!(tampered.verify(), Err(EnvelopeError::SignatureMismatch));
         let mut other_key = env.clone();
-        other_key.public_key = Some(
-            PrivateKey::from_bytes(&[0x22; 32], KeyNetwork::Testnet).unwrap().public_key().to_hex(),
-        );
+        other_key.public_key =
+            Some(PrivateKey::from_bytes(&[0x22; 32], KeyNetwork::Testnet).unwrap().public_key().to_hex());
         assert_eq!(other_key.verify(), Err(EnvelopeError::SignatureMismatch));
         let mut unsigned = env;
         unsigned.signature = None;

@@ -143,7 +143,8 @@ mod tests {
     fn bad_wif_and_bad_public_keys_are_refused() {
         assert_eq!(PrivateKey::from_wif("not a key").unwrap_err(), KeyError::BadWif);
         assert_eq!(PublicKey::from_hex("02abcd").unwrap_err(), KeyError::BadPublicKey);
-        let g = PublicKey::from_hex("0279be667ef9dcbbac55a06295ce870b07029bfcdb2dce28d959f2815b16f81798").unwrap();
+        let g = PublicKey::from_hex("0279be667ef9dcbbac55a06295ce870b07029bfcdb2dce28d959f2815b16f81798")
+            .unwrap();
         assert_eq!(PublicKey::from_sec1(&g.to_uncompressed()).unwrap(), g);
     }
 }

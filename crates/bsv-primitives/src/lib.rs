@@ -10,9 +10,7 @@ mod tx;
 mod varint;
 
 pub use block::{BlockHeader, BlockReader, BlockSummary};
-pub use envelope::{
-    ENCODING_UTF8, EnvelopeError, JsonEnvelope, MIMETYPE_JSON, sign_payload, verify_payload,
-};
+pub use envelope::{ENCODING_UTF8, EnvelopeError, JsonEnvelope, MIMETYPE_JSON, sign_payload, verify_payload};
 pub use error::ParseError;
 pub use hash::{BlockHash, HashParseError, Txid, merkle_parent, sha256d};
 pub use keys::{KeyError, KeyNetwork, PrivateKey, PublicKey};

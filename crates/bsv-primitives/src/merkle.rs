@@ -262,11 +262,7 @@ impl TscProof {
 
     /// Checks that the proof leads to `root` (internal byte order).
     pub fn verify_root(&self, root: &[u8; 32]) -> Result<(), ProofError> {
-        if &self.computed_root()? == root {
-            Ok(())
-        } else {
-            Err(ProofError::RootMismatch)
-        }
+        if &self.computed_root()? == root { Ok(()) } else { Err(ProofError::RootMismatch) }
     }
 
     /// Checks that the proof's target names `header` and that its path leads to the header's

@@ -62,11 +62,7 @@ impl Transaction {
     pub fn parse_with_limits(bytes: &[u8], limits: &ParseLimits) -> Result<Self, ParseError> {
         let len = bytes.len() as u64;
         if len > limits.max_tx_bytes {
-            return Err(ParseError::Oversized {
-                what: "transaction",
-                size: len,
-                limit: limits.max_tx_bytes,
-            });
+            return Err(ParseError::Oversized { what: "transaction", size: len, limit: limits.max_tx_bytes });
         }
         check_input_count(bytes)?;
         let mut cursor = Cursor::new(bytes);
@@ -135,10 +131,10 @@ impl Transaction {
 
     /// The outpoints this transaction spends, in input order.
     pub fn spent_outpoints(&self) -> impl Iterator<Item = OutPoint> + '_ {
-        self.tx.inputs.iter().map(|i| OutPoint {
-            txid: Txid::from(i.prev_output.hash),
-            vout: i.prev_output.index,
-        })
+        self.tx
+            .inputs
+            .iter()
+            .map(|i| OutPoint { txid: Txid::from(i.prev_output.hash), vout: i.prev_output.index })
     }
 
     /// Output values in satoshis, in output order (negative values are possible in hostile
@@ -239,10 +235,7 @@ mod tests {
     #[test]
     fn genesis_coinbase_txid() {
         let tx = Transaction::parse_hex(GENESIS_COINBASE).unwrap();
-        assert_eq!(
-            tx.txid().to_string(),
-            "4a5e1e4baab89f3a32518a88c31bc87f618f76673e2cc77ab2127b7afdeda33b"
-        );
+        assert_eq!(tx.txid().to_string(), "4a5e1e4baab89f3a32518a88c31bc87f618f76673e2cc77ab2127b7afdeda33b");
         assert!(tx.is_coinbase());
         assert_eq!(tx.to_bytes(), hex::decode(GENESIS_COINBASE).unwrap());
         assert_eq!(tx.fee_bytes(), FeeBytes { standard: 204, data: 0 });

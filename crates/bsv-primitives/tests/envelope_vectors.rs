@@ -1,5 +1,6 @@
 //! The envelope against a signature made by an independent implementation (python-ecdsa), kept
 //! as test data in `data/envelope_vector.json`.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use bsv_primitives::{EnvelopeError, JsonEnvelope, KeyNetwork, PrivateKey};
 use serde::Deserialize;

@@ -1,5 +1,6 @@
 //! Malformed, truncated and oversized input gets a typed error: never a panic, never a huge
 //! allocation (an allocation failure aborts the process, so this binary would die instead).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use bsv_primitives::{BlockReader, ParseError, ParseLimits, Transaction, write_varint};
 use proptest::prelude::*;

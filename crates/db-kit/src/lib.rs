@@ -187,9 +187,8 @@ impl Db {
     pub async fn migrate(&self, migrations: EmbeddedMigrations) -> Result<usize, DbError> {
         let url = self.settings.url.expose_secret().to_owned();
         let schema = self.settings.schema.clone();
-        let mut conn = AsyncPgConnection::establish(&url)
-            .await
-            .map_err(|e| DbError::Unavailable(e.to_string()))?;
+        let mut conn =
+            AsyncPgConnection::establish(&url).await.map_err(|e| DbError::Unavailable(e.to_string()))?;
         let lock_key = format!("migrations:{schema}");
         conn.batch_execute(&format!(
             "SELECT pg_advisory_lock(hashtext('{lock_key}')); CREATE SCHEMA IF NOT EXISTS \"{schema}\"; SET search_path TO \"{schema}\""

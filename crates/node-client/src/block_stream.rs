@@ -116,8 +116,9 @@ fn feed(state: &mut State, chunk: &[u8]) -> io::Result<Bytes> {
                     *state = State::Done;
                     return Ok(out.freeze());
                 }
-                let nibble = hex_value(c)
-                    .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "non-hex character in result"))?;
+                let nibble = hex_value(c).ok_or_else(|| {
+                    io::Error::new(io::ErrorKind::InvalidData, "non-hex character in result")
+                })?;
                 match pending.take() {
                     Some(high) => out.extend_from_slice(&[(high << 4) | nibble]),
                     None => *pending = Some(nibble),

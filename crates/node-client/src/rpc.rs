@@ -133,7 +133,12 @@ impl RpcClient {
         &self.config.url
     }
 
-    async fn post(&self, method: &str, params: &Value, timeout: Duration) -> Result<reqwest::Response, RpcError> {
+    async fn post(
+        &self,
+        method: &str,
+        params: &Value,
+        timeout: Duration,
+    ) -> Result<reqwest::Response, RpcError> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let body = json!({"jsonrpc": "1.0", "id": id, "method": method, "params": params});
         let mut attempt = 0;
@@ -167,7 +172,10 @@ impl RpcClient {
     }
 
     /// `sendrawtransactions`: submits a batch in one call.
-    pub async fn send_raw_transactions(&self, txs: &[SendRawTx]) -> Result<SendRawTransactionsResult, RpcError> {
+    pub async fn send_raw_transactions(
+        &self,
+        txs: &[SendRawTx],
+    ) -> Result<SendRawTransactionsResult, RpcError> {
         self.call("sendrawtransactions", json!([txs])).await
     }
 
@@ -306,8 +314,11 @@ mod tests {
 
     #[test]
     fn rpc_errors_and_http_errors_are_told_apart() {
-        let err = decode_response::<Value>(500, br#"{"result":null,"error":{"code":-22,"message":"TX decode failed"},"id":1}"#)
-            .unwrap_err();
+        let err = decode_response::<Value>(
+            500,
+            br#"{"result":null,"error":{"code":-22,"message":"TX decode failed"},"id":1}"#,
+        )
+        .unwrap_err();
         assert_eq!(err.rpc_code(), Some(-22));
         assert!(matches!(decode_response::<Value>(401, b""), Err(RpcError::Http { status: 401 })));
         let ok: u64 = decode_response(200, br#"{"result":7,"error":null,"id":1}"#).unwrap();

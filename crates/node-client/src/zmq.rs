@@ -289,19 +289,16 @@ pub fn decode(frames: &[bytes::Bytes]) -> ZmqNotice {
     let Some(body) = frames.get(1) else {
         return malformed("no body frame".into());
     };
-    let sequence = frames
-        .get(2)
-        .and_then(|f| <[u8; 4]>::try_from(f.as_ref()).ok())
-        .map(u32::from_le_bytes);
+    let sequence = frames.get(2).and_then(|f| <[u8; 4]>::try_from(f.as_ref()).ok()).map(u32::from_le_bytes);
     let event = match topic {
         ZmqTopic::HashBlock => match <[u8; 32]>::try_from(body.as_ref()) {
             // The node publishes the hash in display order.
             Ok(h) => Ok(ZmqEvent::HashBlock(BlockHash::from_display_bytes(h))),
             Err(_) => Err(format!("hashblock body is {} bytes, not 32", body.len())),
         },
-        ZmqTopic::InvalidTx => serde_json::from_slice(body)
-            .map(|i| ZmqEvent::InvalidTx(Box::new(i)))
-            .map_err(|e| e.to_string()),
+        ZmqTopic::InvalidTx => {
+            serde_json::from_slice(body).map(|i| ZmqEvent::InvalidTx(Box::new(i))).map_err(|e| e.to_string())
+        }
         ZmqTopic::DiscardedFromMempool => {
             serde_json::from_slice(body).map(ZmqEvent::DiscardedFromMempool).map_err(|e| e.to_string())
         }
@@ -323,13 +320,22 @@ mod tests {
     #[test]
     fn decodes_each_topic_and_reports_bad_bodies() {
         let hash = [0xab; 32];
-        let n = decode(&[Bytes::from_static(b"hashblock"), Bytes::copy_from_slice(&hash), Bytes::from_static(&[7, 0, 0, 0])]);
+        let n = decode(&[
+            Bytes::from_static(b"hashblock"),
+            Bytes::copy_from_slice(&hash),
+            Bytes::from_static(&[7, 0, 0, 0]),
+        ]);
         assert_eq!(
             n,
-            ZmqNotice::Event { event: ZmqEvent::HashBlock(BlockHash::from_display_bytes(hash)), sequence: Some(7) }
+            ZmqNotice::Event {
+                event: ZmqEvent::HashBlock(BlockHash::from_display_bytes(hash)),
+                sequence: Some(7)
+            }
         );
         let txid = "11".repeat(32);
-        let body = format!(r#"{{"fromBlock":false,"txid":"{txid}","rejectionCode":258,"collidedWith":[{{"txid":"{txid}","size":1,"hex":"00"}}]}}"#);
+        let body = format!(
+            r#"{{"fromBlock":false,"txid":"{txid}","rejectionCode":258,"collidedWith":[{{"txid":"{txid}","size":1,"hex":"00"}}]}}"#
+        );
         let ZmqNotice::Event { event: ZmqEvent::InvalidTx(info), .. } =
             decode(&[Bytes::from_static(b"invalidtx"), Bytes::from(body)])
         else {
@@ -342,7 +348,10 @@ mod tests {
             decode(&[Bytes::from_static(b"removedfrommempoolblock"), Bytes::from(body)]),
             ZmqNotice::Event { event: ZmqEvent::RemovedFromMempoolBlock(_), sequence: None }
         ));
-        assert!(matches!(decode(&[Bytes::from_static(b"hashblock"), Bytes::from_static(b"x")]), ZmqNotice::Malformed { .. }));
+        assert!(matches!(
+            decode(&[Bytes::from_static(b"hashblock"), Bytes::from_static(b"x")]),
+            ZmqNotice::Malformed { .. }
+        ));
         assert!(matches!(decode(&[Bytes::from_static(b"other")]), ZmqNotice::Malformed { .. }));
         assert!(matches!(decode(&[]), ZmqNotice::Malformed { .. }));
     }

@@ -50,7 +50,11 @@ async fn parser_merkle_proofs_and_zmq_agree_with_a_real_node() {
 
     // gettxouts sees the new output in the mempool.
     let outs = rpc
-        .get_tx_outs(&[TxOutRef { txid, n: 0 }], &["scriptPubKeyLen", "value", "isStandard", "confirmations"], true)
+        .get_tx_outs(
+            &[TxOutRef { txid, n: 0 }],
+            &["scriptPubKeyLen", "value", "isStandard", "confirmations"],
+            true,
+        )
         .await
         .unwrap();
     assert_eq!(outs.txouts.len(), 1);
@@ -112,7 +116,11 @@ async fn parser_merkle_proofs_and_zmq_agree_with_a_real_node() {
     // An output of the last (unspent) transaction is confirmed by every block mined since.
     let last = *sent.last().unwrap();
     let outs = rpc
-        .get_tx_outs(&[TxOutRef { txid: last, n: 0 }, TxOutRef { txid: last, n: 9 }], &["confirmations"], false)
+        .get_tx_outs(
+            &[TxOutRef { txid: last, n: 0 }, TxOutRef { txid: last, n: 9 }],
+            &["confirmations"],
+            false,
+        )
         .await
         .unwrap();
     assert_eq!(outs.txouts[0].confirmations, Some(mined.len() as i64), "{outs:?}");
@@ -165,7 +173,10 @@ async fn rpc_errors_are_typed_and_batches_report_conflicts() {
     assert_eq!(rejected.collided_with[0].txid, first_txid);
     // Sending the first again: the node knows it.
     let again = rpc.send_raw_transactions(&batch[..1]).await.unwrap();
-    assert!(again.known.contains(&first_txid) || again.invalid.iter().any(|i| i.reject_code == 257), "{again:?}");
+    assert!(
+        again.known.contains(&first_txid) || again.invalid.iter().any(|i| i.reject_code == 257),
+        "{again:?}"
+    );
 
     // Chain and network info parse.
     let chain = rpc.get_blockchain_info().await.unwrap();

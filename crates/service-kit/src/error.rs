@@ -49,11 +49,15 @@ impl ErrorKind {
                 (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "Method not allowed")
             }
             ErrorKind::Conflict => (StatusCode::CONFLICT, "conflict", "Conflict"),
-            ErrorKind::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", "Payload too large"),
+            ErrorKind::PayloadTooLarge => {
+                (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", "Payload too large")
+            }
             ErrorKind::UnsupportedMediaType => {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", "Unsupported media type")
             }
-            ErrorKind::TooManyRequests => (StatusCode::TOO_MANY_REQUESTS, "too_many_requests", "Too many requests"),
+            ErrorKind::TooManyRequests => {
+                (StatusCode::TOO_MANY_REQUESTS, "too_many_requests", "Too many requests")
+            }
             ErrorKind::Internal => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "internal",
@@ -183,8 +187,19 @@ mod tests {
     fn every_kind_maps_to_a_distinct_code() {
         use ErrorKind::*;
         let kinds = [
-            BadRequest, Unauthorized, Forbidden, NotFound, MethodNotAllowed, Conflict, PayloadTooLarge,
-            UnsupportedMediaType, TooManyRequests, Internal, BadGateway, Unavailable, GatewayTimeout,
+            BadRequest,
+            Unauthorized,
+            Forbidden,
+            NotFound,
+            MethodNotAllowed,
+            Conflict,
+            PayloadTooLarge,
+            UnsupportedMediaType,
+            TooManyRequests,
+            Internal,
+            BadGateway,
+            Unavailable,
+            GatewayTimeout,
         ];
         let mut codes: Vec<_> = kinds.iter().map(|k| k.describe().1).collect();
         codes.sort_unstable();

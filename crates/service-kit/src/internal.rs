@@ -45,10 +45,7 @@ impl InternalCredential {
 
     /// True when the request carries the credential.
     pub fn verify_request(&self, req: &actix_web::HttpRequest) -> bool {
-        req.headers()
-            .get(INTERNAL_TOKEN_HEADER)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| self.verify(v))
+        req.headers().get(INTERNAL_TOKEN_HEADER).and_then(|v| v.to_str().ok()).is_some_and(|v| self.verify(v))
     }
 }
 
@@ -76,7 +73,8 @@ pub struct InternalClient {
 impl InternalClient {
     /// A client with a request timeout.
     pub fn new(credential: InternalCredential, timeout: Duration) -> Result<Self, reqwest::Error> {
-        let http = reqwest::Client::builder().timeout(timeout).connect_timeout(Duration::from_secs(5)).build()?;
+        let http =
+            reqwest::Client::builder().timeout(timeout).connect_timeout(Duration::from_secs(5)).build()?;
         Ok(Self { http, credential })
     }
 

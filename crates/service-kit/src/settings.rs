@@ -143,7 +143,11 @@ impl CommonSettings {
             }
         }
         if self.db_max_connections == 0 {
-            return Err(SettingsError::invalid(COMMON_ENV, "common.db_max_connections", "must be at least 1"));
+            return Err(SettingsError::invalid(
+                COMMON_ENV,
+                "common.db_max_connections",
+                "must be at least 1",
+            ));
         }
         Ok(())
     }
@@ -209,10 +213,7 @@ pub fn load_from<S: ServiceSettings>(
 /// the longest table key the message mentions (`config` quotes keys in different ways).
 fn name_the_key(table: &[EnvVar], e: config::ConfigError) -> SettingsError {
     let message = e.to_string();
-    let entry = table
-        .iter()
-        .filter(|v| message.contains(v.key))
-        .max_by_key(|v| v.key.len());
+    let entry = table.iter().filter(|v| message.contains(v.key)).max_by_key(|v| v.key.len());
     match entry {
         Some(v) => SettingsError::Invalid { key: v.key.to_owned(), env: v.env.to_owned(), message },
         None => SettingsError::Source(message),
@@ -267,8 +268,9 @@ mod tests {
         assert_eq!(s.quote_expiry_minutes, 20);
         assert_eq!(s.common.log_format, LogFormat::Json);
 
-        let s = load_env(&[TOKEN, ("QUOTE_EXPIRY_MINUTES", "30"), ("WIF_PRIVATEKEY", "secret")], path.to_str())
-            .unwrap();
+        let s =
+            load_env(&[TOKEN, ("QUOTE_EXPIRY_MINUTES", "30"), ("WIF_PRIVATEKEY", "secret")], path.to_str())
+                .unwrap();
         assert_eq!(s.quote_expiry_minutes, 30);
         assert!(!format!("{s:?}").contains("secret"), "secrets never print");
     }

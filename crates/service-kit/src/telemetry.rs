@@ -38,7 +38,10 @@ pub enum TelemetryError {
 }
 
 /// Builds the tracer provider: spans get real ids always; export only with an endpoint.
-pub fn tracer_provider(service_name: &'static str, otlp_endpoint: Option<&str>) -> Result<SdkTracerProvider, TelemetryError> {
+pub fn tracer_provider(
+    service_name: &'static str,
+    otlp_endpoint: Option<&str>,
+) -> Result<SdkTracerProvider, TelemetryError> {
     let resource = opentelemetry_sdk::Resource::builder().with_service_name(service_name).build();
     let mut builder = SdkTracerProvider::builder().with_resource(resource);
     if let Some(endpoint) = otlp_endpoint {

@@ -29,7 +29,10 @@ async fn create_item(item: web::Json<Item>) -> Result<HttpResponse, ApiError> {
     Ok(HttpResponse::Created().json(serde_json::json!({"label": item.label})))
 }
 
-async fn relay(client: web::Data<InternalClient>, target: web::Data<String>) -> Result<HttpResponse, ApiError> {
+async fn relay(
+    client: web::Data<InternalClient>,
+    target: web::Data<String>,
+) -> Result<HttpResponse, ApiError> {
     let resp = client.get(&format!("{}/downstream", target.get_ref())).send().await;
     let status = resp.map_err(|e| ApiError::unavailable(e.to_string()))?.status().as_u16();
     Ok(HttpResponse::Ok().json(serde_json::json!({"downstream": status})))
@@ -109,7 +112,8 @@ impl TestService {
 async fn health_ready_and_metrics_over_real_http() {
     let test_db = TestDatabase::create().await;
     let proxy = ChaosProxy::start(database_addr(test_db.url())).await;
-    let proxied_url = test_db.url().replacen(&database_addr(test_db.url()).to_string(), &proxy.addr().to_string(), 1);
+    let proxied_url =
+        test_db.url().replacen(&database_addr(test_db.url()).to_string(), &proxy.addr().to_string(), 1);
     let proxied_url = if proxied_url == test_db.url() {
         // The URL had no explicit port or used a host name: rebuild it around the proxy.
         format!("postgres://postgres@{}/{}", proxy.addr(), test_db.name())
@@ -170,23 +174,56 @@ async fn errors_are_json_internal_routes_need_the_credential_and_traces_propagat
         ("application/json", r#"{}"#),
         ("application/json", r#"{"label": ""}"#),
     ] {
-        let resp = app.http.post(format!("{}/items", app.url)).header("content-type", ct).body(payload).send().await.unwrap();
+        let resp = app
+            .http
+            .post(format!("{}/items", app.url))
+            .header("content-type", ct)
+            .body(payload)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(resp.status(), 400, "{payload}");
         let body: serde_json::Value = resp.json().await.unwrap();
         assert_eq!(body["status"], 400);
         assert!(body["detail"].as_str().is_some());
     }
-    let resp = app.http.post(format!("{}/items", app.url)).header("content-type", "text/plain").body("x").send().await.unwrap();
+    let resp = app
+        .http
+        .post(format!("{}/items", app.url))
+        .header("content-type", "text/plain")
+        .body("x")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 415);
     let big = format!(r#"{{"label":"{}"}}"#, "x".repeat(2 * 1024 * 1024));
-    let resp = app.http.post(format!("{}/items", app.url)).header("content-type", "application/json").body(big).send().await.unwrap();
+    let resp = app
+        .http
+        .post(format!("{}/items", app.url))
+        .header("content-type", "application/json")
+        .body(big)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 413);
 
     // Internal routes: 401 without or with a wrong credential, 200 with it.
     assert_eq!(app.get("/internal/ping").await.status(), 401);
-    let wrong = app.http.get(format!("{}/internal/ping", app.url)).header(INTERNAL_TOKEN_HEADER, "nope").send().await.unwrap();
+    let wrong = app
+        .http
+        .get(format!("{}/internal/ping", app.url))
+        .header(INTERNAL_TOKEN_HEADER, "nope")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(wrong.status(), 401);
-    let right = app.http.get(format!("{}/internal/ping", app.url)).header(INTERNAL_TOKEN_HEADER, SECRET).send().await.unwrap();
+    let right = app
+        .http
+        .get(format!("{}/internal/ping", app.url))
+        .header(INTERNAL_TOKEN_HEADER, SECRET)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(right.status(), 200);
 
     // Trace context: the caller's trace id reaches the downstream call, with the credential.
@@ -200,7 +237,8 @@ async fn errors_are_json_internal_routes_need_the_credential_and_traces_propagat
         .unwrap();
     assert_eq!(resp.status(), 200);
     let got = receiver.wait_for(1, Duration::from_secs(5)).await;
-    let traceparent = got[0].header("traceparent").unwrap_or_else(|| panic!("no traceparent in {:?}", got[0].headers));
+    let traceparent =
+        got[0].header("traceparent").unwrap_or_else(|| panic!("no traceparent in {:?}", got[0].headers));
     assert!(traceparent.starts_with(&format!("00-{trace_id}-")), "{traceparent}");
     assert!(!traceparent.contains("00f067aa0ba902b7"), "a new span id for the hop");
     assert_eq!(got[0].header(INTERNAL_TOKEN_HEADER), Some(SECRET));

@@ -56,9 +56,11 @@ pub fn bitcoind_binary() -> PathBuf {
             return PathBuf::from(p);
         }
         let script = crate::workspace_root().join("scripts/lib/install-bsv-node.sh");
-        let out = Command::new("bash").arg(&script).stderr(Stdio::inherit()).output().unwrap_or_else(|e| {
-            panic!("running {}: {e}", script.display())
-        });
+        let out = Command::new("bash")
+            .arg(&script)
+            .stderr(Stdio::inherit())
+            .output()
+            .unwrap_or_else(|e| panic!("running {}: {e}", script.display()));
         assert!(out.status.success(), "{} failed; install the node or set BITCOIND", script.display());
         PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
     })
@@ -153,10 +155,10 @@ impl BitcoindNode {
                 self.child = None;
                 return Err(format!("bitcoind exited with {status}; log tail:\n{tail}"));
             }
-            if let Ok(v) = self.try_rpc("getblockchaininfo", json!([])).await {
-                if v.get("chain").is_some() {
-                    return Ok(());
-                }
+            if let Ok(v) = self.try_rpc("getblockchaininfo", json!([])).await
+                && v.get("chain").is_some()
+            {
+                return Ok(());
             }
             if Instant::now() > deadline {
                 return Err("RPC did not answer within 60 s".into());

@@ -24,11 +24,7 @@ pub fn free_port() -> u16 {
 
 /// The workspace root, for finding `scripts/`.
 pub fn workspace_root() -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .ancestors()
-        .nth(2)
-        .expect("workspace root")
-        .to_path_buf()
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).ancestors().nth(2).expect("workspace root").to_path_buf()
 }
 
 /// Installs a `tracing` subscriber once per test process, honouring `RUST_LOG`.

@@ -151,6 +151,9 @@ mod tests {
     fn database_name_is_replaced() {
         assert_eq!(with_database("postgres://u@h:1/x", "y"), "postgres://u@h:1/y");
         assert_eq!(with_database("postgres://u@h:1", "y"), "postgres://u@h:1/y");
-        assert_eq!(with_database("postgres://u@h/x?sslmode=disable", "y"), "postgres://u@h/y?sslmode=disable");
+        assert_eq!(
+            with_database("postgres://u@h/x?sslmode=disable", "y"),
+            "postgres://u@h/y?sslmode=disable"
+        );
     }
 }

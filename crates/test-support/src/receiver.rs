@@ -79,12 +79,13 @@ impl RecordingReceiver {
         let data = web::Data::new(shared.clone());
         let listener = crate::local_listener();
         let url = format!("http://{}", listener.local_addr().unwrap());
-        let server = HttpServer::new(move || App::new().app_data(data.clone()).default_service(web::to(record)))
-            .workers(1)
-            .disable_signals()
-            .listen(listener)
-            .unwrap()
-            .run();
+        let server =
+            HttpServer::new(move || App::new().app_data(data.clone()).default_service(web::to(record)))
+                .workers(1)
+                .disable_signals()
+                .listen(listener)
+                .unwrap()
+                .run();
         let handle = server.handle();
         tokio::spawn(server);
         Self { shared, url, handle }
