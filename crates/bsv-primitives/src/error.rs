@@ -53,6 +53,8 @@ impl ParseError {
     pub(crate) fn from_io(err: io::Error, context: &str) -> Self {
         if err.kind() == io::ErrorKind::UnexpectedEof {
             ParseError::Truncated { context: context.to_owned() }
+        } else if err.kind() == io::ErrorKind::InvalidData {
+            ParseError::Malformed(format!("{context}: {err}"))
         } else {
             ParseError::Io(err)
         }

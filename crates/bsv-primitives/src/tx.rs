@@ -3,7 +3,7 @@
 
 use std::io::{Cursor, Read};
 
-use chain_gang::messages::Tx;
+use chain_gang::messages::{Payload, Tx};
 use chain_gang::util::Serializable;
 
 use crate::error::ParseError;
@@ -71,6 +71,7 @@ impl Transaction {
         if used != len {
             return Err(ParseError::TrailingData { what: "transaction", extra: len - used });
         }
+        check_canonical(&tx, used)?;
         Ok(Self { tx, txid: Txid::from_internal(sha256d(bytes)), size: len })
     }
 
@@ -102,6 +103,7 @@ impl Transaction {
             Ok(tx) => {
                 // `first` went through the hashing reader, so the hash covers the whole tx.
                 let size = hashing.bytes_read();
+                check_canonical(&tx, size)?;
                 let txid = Txid::from_internal(hashing.take_sha256d());
                 Ok(Some(Self { tx, txid, size }))
             }
@@ -176,6 +178,18 @@ pub struct OutPoint {
     pub txid: Txid,
     /// The output index within it.
     pub vout: u32,
+}
+
+/// Refuses length prefixes in a longer encoding than needed (`fd 00 00` for 0). The node refuses
+/// them too ("non-canonical ReadCompactSize"), and accepting them would let two byte strings with
+/// different txids parse to the same transaction. The canonical size is pure arithmetic over the
+/// parsed structure, so this costs no second pass over the bytes.
+fn check_canonical(tx: &Tx, consumed: u64) -> Result<(), ParseError> {
+    if tx.size() as u64 == consumed {
+        Ok(())
+    } else {
+        Err(ParseError::Malformed("non-canonical length encoding in transaction".into()))
+    }
 }
 
 /// Refuses a declared input count that cannot fit in the bytes that follow it. This is the one

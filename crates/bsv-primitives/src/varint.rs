@@ -2,11 +2,12 @@
 
 use std::io::{self, Read, Write};
 
-/// Reads a CompactSize integer. Non-canonical encodings are accepted, as the node does for counts.
+/// Reads a CompactSize integer, refusing non-canonical encodings (as the node does) with
+/// `ErrorKind::InvalidData`.
 pub fn read_varint<R: Read + ?Sized>(reader: &mut R) -> io::Result<u64> {
     let mut first = [0u8; 1];
     reader.read_exact(&mut first)?;
-    Ok(match first[0] {
+    let value = match first[0] {
         0xfd => {
             let mut b = [0u8; 2];
             reader.read_exact(&mut b)?;
@@ -23,7 +24,20 @@ pub fn read_varint<R: Read + ?Sized>(reader: &mut R) -> io::Result<u64> {
             u64::from_le_bytes(b)
         }
         n => u64::from(n),
-    })
+    };
+    if varint_size(value) != encoded_size(first[0]) {
+        return Err(io::Error::new(io::ErrorKind::InvalidData, "non-canonical CompactSize"));
+    }
+    Ok(value)
+}
+
+fn encoded_size(prefix: u8) -> u64 {
+    match prefix {
+        0xfd => 3,
+        0xfe => 5,
+        0xff => 9,
+        _ => 1,
+    }
 }
 
 /// Writes a CompactSize integer in its shortest encoding.
@@ -66,6 +80,14 @@ mod tests {
             write_varint(&mut buf, n).unwrap();
             assert_eq!(buf.len() as u64, varint_size(n));
             assert_eq!(read_varint(&mut &buf[..]).unwrap(), n);
+        }
+    }
+
+    #[test]
+    fn non_canonical_encodings_are_refused() {
+        for bytes in [&[0xfd, 0x10, 0x00][..], &[0xfe, 0xff, 0xff, 0, 0], &[0xff, 1, 0, 0, 0, 0, 0, 0, 0]] {
+            let err = read_varint(&mut &bytes[..]).unwrap_err();
+            assert_eq!(err.kind(), io::ErrorKind::InvalidData);
         }
     }
 

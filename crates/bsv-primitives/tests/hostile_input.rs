@@ -66,6 +66,27 @@ fn every_truncation_of_a_valid_tx_is_an_error() {
 }
 
 #[test]
+fn non_canonical_lengths_are_refused_like_the_node_does() {
+    // Found by the tx_parse fuzz target: `fd 00 00` encodes 0 outputs in three bytes. The node
+    // refuses such encodings; so do we, in both the slice and the stream paths.
+    let raw = [10, 10, 24, 24, 0xfd, 0, 0, 0, 0, 0, 241, 85];
+    assert!(
+        matches!(Transaction::parse(&raw), Err(ParseError::Malformed(_))),
+        "{:?}",
+        Transaction::parse(&raw)
+    );
+    let mut stream = &raw[..];
+    assert!(matches!(
+        Transaction::read_from(&mut stream, &ParseLimits::default()),
+        Err(ParseError::Malformed(_))
+    ));
+    let mut block = genesis_block()[..80].to_vec();
+    block.extend([0xfd, 1, 0]);
+    block.extend(genesis_tx());
+    assert!(matches!(BlockReader::from_slice(&block), Err(ParseError::Malformed(_))));
+}
+
+#[test]
 fn trailing_bytes_and_oversize_are_refused() {
     let mut raw = genesis_tx();
     raw.push(0);

@@ -200,3 +200,39 @@ async fn an_unreachable_node_is_a_transport_error() {
     let err = rpc.get_blockchain_info().await.unwrap_err();
     assert!(err.is_unreachable(), "{err}");
 }
+
+/// Mines blocks until a hashblock event for one of them arrives (a block published before the
+/// subscription reached the publisher is missed by design).
+async fn mine_until_event(node: &BitcoindNode, zmq: &mut ZmqSubscription) -> BlockHash {
+    let mut mined: Vec<BlockHash> = Vec::new();
+    loop {
+        mined.push(node.generate(1).await[0].parse().unwrap());
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+        while let Ok(Some(notice)) = tokio::time::timeout_at(deadline, zmq.recv()).await {
+            if let ZmqNotice::Event { event: ZmqEvent::HashBlock(h), .. } = notice {
+                assert!(mined.contains(&h), "event for a block we did not mine");
+                return h;
+            }
+        }
+        assert!(mined.len() < 10, "no hashblock event after {} blocks", mined.len());
+    }
+}
+
+#[tokio::test]
+async fn zmq_subscription_survives_a_node_restart() {
+    let mut node =
+        BitcoindNode::start_with(test_support::NodeOptions { fund_wallet: false, ..Default::default() })
+            .await;
+    let mut zmq = ZmqSubscription::start(node.zmq_endpoint(), &ZmqTopic::ALL, ZmqOptions::default());
+    mine_until_event(&node, &mut zmq).await;
+
+    // The publisher goes away and comes back on the same endpoint; the same subscription
+    // delivers again without the caller doing anything.
+    node.restart().await;
+    let after = mine_until_event(&node, &mut zmq).await;
+    assert_eq!(rpc_best(&node).await, after);
+}
+
+async fn rpc_best(node: &BitcoindNode) -> BlockHash {
+    client(node).get_best_block_hash().await.unwrap()
+}
