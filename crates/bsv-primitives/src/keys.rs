@@ -112,7 +112,8 @@ impl PublicKey {
         hex::encode(self.to_compressed())
     }
 
-    pub(crate) fn verifying_key(&self) -> &VerifyingKey {
+    /// The underlying `k256` key, for verifying other signature schemes (signed messages).
+    pub fn verifying_key(&self) -> &VerifyingKey {
         &self.0
     }
 }

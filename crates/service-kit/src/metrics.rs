@@ -3,6 +3,9 @@
 
 use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder};
 
+/// Why a metric could not be created or registered.
+pub use prometheus::Error as MetricsError;
+
 /// The service's registry and the shared HTTP metrics. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Metrics {

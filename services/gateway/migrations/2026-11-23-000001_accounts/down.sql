@@ -1,0 +1,1 @@
+DROP TABLE master_tokens; DROP TABLE accounts;

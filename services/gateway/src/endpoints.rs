@@ -1,0 +1,46 @@
+//! `GET /api/v1/endpoints`: the discovery document of the APIs that are enabled, in the
+//! ElectrumSV reference's shape (the indexer entries keep its `baseURL` spelling).
+
+use actix_web::{HttpResponse, web};
+use serde_json::{Value, json};
+use time::format_description::well_known::Rfc3339;
+
+use crate::AppState;
+
+/// Builds the document at `now`.
+pub fn document(state: &AppState) -> Value {
+    let now = state.clock.now();
+    let format = |t: time::OffsetDateTime| t.format(&Rfc3339).unwrap_or_default();
+    let mut endpoints = vec![
+        json!({"apiType": "bsvapi.account", "apiVersion": 1, "baseUrl": "/api/v1/account"}),
+        json!({"apiType": "bsvapi.channel", "apiVersion": 1, "baseUrl": "/api/v1/channel"}),
+        json!({"apiType": "bsvapi.websocket", "apiVersion": 1, "baseUrl": "/api/v1/web-socket"}),
+        json!({"apiType": "bsvapi.mapi", "apiVersion": 1, "baseUrl": "/mapi"}),
+    ];
+    if state.settings.headers_enabled() {
+        endpoints.push(json!({"apiType": "bsvapi.headers", "apiVersion": 1, "baseUrl": "/api/v1/headers"}));
+    }
+    if state.settings.indexer_enabled() {
+        for (kind, path) in [
+            ("bsvapi.transaction", "/api/v1/transaction"),
+            ("bsvapi.merkle-proof", "/api/v1/merkle-proof"),
+            ("bsvapi.output-spend", "/api/v1/output-spend"),
+            ("bsvapi.restoration", "/api/v1/restoration"),
+        ] {
+            endpoints.push(json!({"apiType": kind, "apiVersion": 1, "baseURL": path}));
+        }
+    }
+    json!({
+        "apiType": "bsvapi.endpoint",
+        "apiVersion": 1,
+        "baseUrl": state.settings.public_base(),
+        "timestamp": format(now),
+        "expiryTime": format(now + time::Duration::days(1)),
+        "endpoints": endpoints,
+    })
+}
+
+/// The handler.
+pub async fn get_endpoints(state: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok().json(document(&state))
+}

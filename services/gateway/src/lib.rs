@@ -1,0 +1,141 @@
+#![doc = include_str!("../README.md")]
+
+pub mod accounts;
+pub mod clock;
+pub mod endpoints;
+pub mod ratelimit;
+mod schema;
+pub mod settings;
+pub mod tokens;
+
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::{HttpServer, web};
+use db_kit::{Db, embed_migrations};
+use diesel_migrations::EmbeddedMigrations;
+use service_kit::{InternalCredential, Kit, Metrics, Readiness, base_app};
+
+use crate::clock::Clock;
+use crate::settings::GatewaySettings;
+
+/// The gateway's migrations (schema `accounts`).
+pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
+
+/// The schema the gateway owns.
+pub const SCHEMA: &str = "accounts";
+
+/// What every handler shares.
+#[derive(Debug)]
+pub struct AppState {
+    /// The `accounts` schema.
+    pub db: Db,
+    /// Settings.
+    pub settings: GatewaySettings,
+    /// Where "now" comes from.
+    pub clock: Arc<dyn Clock>,
+    /// Per-address limits.
+    pub limits: ratelimit::Limits,
+}
+
+/// Why the gateway could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// Settings are invalid.
+    #[error(transparent)]
+    Settings(#[from] service_kit::SettingsError),
+    /// The database could not be prepared.
+    #[error(transparent)]
+    Db(#[from] db_kit::DbError),
+    /// Metrics could not be registered.
+    #[error("metrics: {0}")]
+    Metrics(#[from] service_kit::metrics::MetricsError),
+    /// The listener failed.
+    #[error("listener: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// A built, not yet running, gateway.
+pub struct Application {
+    server: actix_web::dev::Server,
+    port: u16,
+}
+
+impl std::fmt::Debug for Application {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Application").field("port", &self.port).finish_non_exhaustive()
+    }
+}
+
+impl Application {
+    /// Migrates the database and binds `listener` (port 0 in tests).
+    pub async fn build(
+        settings: GatewaySettings,
+        listener: TcpListener,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, StartError> {
+        let db = Db::new(settings.common.db_settings(SCHEMA)?)?;
+        db.migrate(MIGRATIONS).await?;
+        let kit = Kit {
+            metrics: Metrics::new("gateway")?,
+            readiness: Readiness::new().with_db(db.clone()),
+            credential: InternalCredential::new(settings.common.internal_token.clone()),
+        };
+        let limits = ratelimit::Limits::new(settings.signup_per_minute);
+        let sweeper = limits.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(60));
+            loop {
+                tick.tick().await;
+                sweeper.shrink();
+            }
+        });
+        let grace = settings.common.shutdown_grace_secs;
+        let state = web::Data::new(AppState { db, settings, clock, limits });
+        let port = listener.local_addr()?.port();
+        let server = HttpServer::new(move || {
+            base_app(kit.clone())
+                .app_data(state.clone())
+                .route("/api/v1/endpoints", web::get().to(endpoints::get_endpoints))
+                .route("/api/v1/account/key", web::post().to(accounts::sign_up))
+                .route("/api/v1/account/register", web::post().to(accounts::sign_up))
+                .route("/api/v1/account", web::get().to(accounts::get_account))
+        })
+        .shutdown_timeout(grace)
+        .listen(listener)?
+        .run();
+        Ok(Self { server, port })
+    }
+
+    /// The bound port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Serves until a shutdown signal.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}
+
+/// Entry point of the binary: `gateway` serves, `gateway migrate` only migrates.
+pub async fn main_entry() -> Result<(), Box<dyn std::error::Error>> {
+    let settings: GatewaySettings = service_kit::settings::load()?;
+    let _telemetry = service_kit::telemetry::init(
+        "gateway",
+        settings.common.log_format,
+        settings.common.otlp_endpoint.as_deref(),
+    )?;
+    if std::env::args().nth(1).as_deref() == Some("migrate") {
+        let db = Db::new(settings.common.db_settings(SCHEMA)?)?;
+        let ran = db.migrate(MIGRATIONS).await?;
+        tracing::info!(migrations.ran = ran, "migrated");
+        return Ok(());
+    }
+    let listener = service_kit::server::bind(settings.common.listen_addr)?;
+    let app = Application::build(settings, listener, Arc::new(clock::SystemClock)).await?;
+    tracing::info!(port = app.port(), "gateway listening");
+    app.run_until_stopped().await?;
+    Ok(())
+}

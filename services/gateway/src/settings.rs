@@ -1,0 +1,96 @@
+//! Gateway settings.
+//!
+//! | key | env | default |
+//! |---|---|---|
+//! | `public_url` | `PUBLIC_URL` | `http://127.0.0.1:8080` (the URL clients use; signed sign-up messages must name it) |
+//! | `signup_window_secs` | `SIGNUP_WINDOW_SECS` | 300 |
+//! | `signup_per_minute` | `SIGNUP_RATE_PER_MINUTE` | 20 (sign-ups and failed authentications per client address) |
+//! | `expose_header_sv_apis` | `EXPOSE_HEADER_SV_APIS` | unset (`1` enables the headers API, as in the reference) |
+//! | `header_sv_url` | `HEADER_SV_URL` | `http://127.0.0.1:33444` |
+//! | `expose_indexer_apis` | `EXPOSE_INDEXER_APIS` | unset (`1` enables the indexer APIs) |
+//! | `indexer_url` | `INDEXER_URL` | `http://127.0.0.1:49241` |
+//!
+//! plus the common settings of `service_kit::settings` (`DATABASE_URL`, `INTERNAL_TOKEN`, ...).
+
+use serde::Deserialize;
+use service_kit::settings::{CommonSettings, EnvVar, ServiceSettings, SettingsError, env};
+
+/// The gateway's settings.
+#[derive(Debug, Clone, Deserialize)]
+pub struct GatewaySettings {
+    /// Shared settings.
+    pub common: CommonSettings,
+    /// Public base URL (scheme, host, optional port and path prefix).
+    pub public_url: url::Url,
+    /// How far a signed sign-up message's time may be from now, either way.
+    pub signup_window_secs: u64,
+    /// Sign-ups and failed authentications allowed per client address per minute.
+    pub signup_per_minute: u32,
+    /// `1` exposes the headers API (the reference's switch and spelling).
+    #[serde(default)]
+    pub expose_header_sv_apis: Option<String>,
+    /// Where headers come from.
+    pub header_sv_url: url::Url,
+    /// `1` exposes the indexer APIs.
+    #[serde(default)]
+    pub expose_indexer_apis: Option<String>,
+    /// Where the indexer is.
+    pub indexer_url: url::Url,
+}
+
+impl GatewaySettings {
+    /// True when the headers API is on (`EXPOSE_HEADER_SV_APIS=1`).
+    pub fn headers_enabled(&self) -> bool {
+        self.expose_header_sv_apis.as_deref() == Some("1")
+    }
+
+    /// True when the indexer APIs are on (`EXPOSE_INDEXER_APIS=1`).
+    pub fn indexer_enabled(&self) -> bool {
+        self.expose_indexer_apis.as_deref() == Some("1")
+    }
+
+    /// The public base URL without a trailing slash.
+    pub fn public_base(&self) -> String {
+        self.public_url.as_str().trim_end_matches('/').to_owned()
+    }
+}
+
+impl ServiceSettings for GatewaySettings {
+    const DEFAULTS: &'static str = r#"
+public_url = "http://127.0.0.1:8080"
+signup_window_secs = 300
+signup_per_minute = 20
+header_sv_url = "http://127.0.0.1:33444"
+indexer_url = "http://127.0.0.1:49241"
+"#;
+    const ENV: &'static [EnvVar] = &[
+        env("PUBLIC_URL", "public_url"),
+        env("SIGNUP_WINDOW_SECS", "signup_window_secs"),
+        env("SIGNUP_RATE_PER_MINUTE", "signup_per_minute"),
+        env("EXPOSE_HEADER_SV_APIS", "expose_header_sv_apis"),
+        env("HEADER_SV_URL", "header_sv_url"),
+        env("EXPOSE_INDEXER_APIS", "expose_indexer_apis"),
+        env("INDEXER_URL", "indexer_url"),
+    ];
+
+    fn validate(&self) -> Result<(), SettingsError> {
+        self.common.validate()?;
+        if self.common.database_url.is_none() {
+            return Err(SettingsError::invalid(
+                service_kit::settings::COMMON_ENV,
+                "common.database_url",
+                "is required",
+            ));
+        }
+        if !matches!(self.public_url.scheme(), "http" | "https") {
+            return Err(SettingsError::invalid(Self::ENV, "public_url", "must be an http or https URL"));
+        }
+        if self.signup_window_secs == 0 {
+            return Err(SettingsError::invalid(Self::ENV, "signup_window_secs", "must be positive"));
+        }
+        if self.signup_per_minute == 0 {
+            return Err(SettingsError::invalid(Self::ENV, "signup_per_minute", "must be positive"));
+        }
+        Ok(())
+    }
+}

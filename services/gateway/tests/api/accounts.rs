@@ -1,0 +1,152 @@
+//! Sign-up and account lookup.
+
+use base64::Engine;
+use diesel::sql_types::{BigInt, Bytea};
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use time::Duration;
+
+use crate::helpers::{Options, VECTOR_TIME, spawn_app, spawn_app_with, vectors};
+
+#[tokio::test]
+async fn independent_signatures_sign_up_compressed_and_uncompressed_keys() {
+    let app = spawn_app().await;
+    for v in vectors() {
+        let resp = app.post_json(&v.path(), &v.body()).await;
+        assert_eq!(resp.status(), 200, "{}: {}", v.case, resp.text().await.unwrap());
+        let body: serde_json::Value = resp.json().await.unwrap();
+        assert_eq!(body.as_object().unwrap().len(), 2, "exactly public_key_hex and api_key");
+        assert_eq!(body["public_key_hex"], v.public_key_hex);
+        let token = body["api_key"].as_str().unwrap().to_owned();
+        assert_eq!(token.len(), 88);
+        assert_eq!(base64::engine::general_purpose::URL_SAFE.decode(&token).unwrap().len(), 64);
+
+        // The token works, and a second sign-up of the same key adds a token without revoking.
+        let me: serde_json::Value = app.get_account(&token).await.json().await.unwrap();
+        assert_eq!(me["public_key_hex"], v.public_key_hex);
+        let again: serde_json::Value = app.post_json(&v.path(), &v.body()).await.json().await.unwrap();
+        let second = again["api_key"].as_str().unwrap();
+        assert_ne!(second, token);
+        assert_eq!(app.get_account(&token).await.status(), 200);
+        assert_eq!(app.get_account(second).await.status(), 200);
+    }
+    // Two keys signed up (the /key vector reuses no key): three accounts, tokens stored hashed.
+    let mut conn = AsyncPgConnection::establish(app.db.url()).await.unwrap();
+    #[derive(diesel::QueryableByName)]
+    struct N {
+        #[diesel(sql_type = BigInt)]
+        n: i64,
+    }
+    let n: N =
+        diesel::sql_query("SELECT count(*) AS n FROM accounts.accounts").get_result(&mut conn).await.unwrap();
+    assert_eq!(n.n, 3);
+    #[derive(diesel::QueryableByName)]
+    struct D {
+        #[diesel(sql_type = Bytea)]
+        token_sha256: Vec<u8>,
+    }
+    let digests: Vec<D> =
+        diesel::sql_query("SELECT token_sha256 FROM accounts.master_tokens").load(&mut conn).await.unwrap();
+    assert_eq!(digests.len(), 6);
+    assert!(digests.iter().all(|d| d.token_sha256.len() == 32));
+}
+
+#[tokio::test]
+async fn bad_signatures_stale_or_future_times_and_wrong_urls_are_401() {
+    let v = &vectors()[0];
+    let app = spawn_app().await;
+
+    let mut tampered = v.body();
+    let mut sig = hex::decode(&v.signature_hex).unwrap();
+    sig[10] ^= 1;
+    tampered["signature_hex"] = hex::encode(&sig).into();
+    assert_eq!(app.post_json(&v.path(), &tampered).await.status(), 401);
+
+    // The vector signed for /register, posted to /key: another endpoint.
+    assert_eq!(app.post_json("/api/v1/account/key", &v.body()).await.status(), 401);
+
+    // Another key than the one that signed.
+    let mut other_key = v.body();
+    other_key["public_key_hex"] = vectors()[1].public_key_hex.clone().into();
+    assert_eq!(app.post_json(&v.path(), &other_key).await.status(), 401);
+
+    for offset in [Duration::minutes(6), Duration::minutes(-6)] {
+        let app = spawn_app_with(Options { now: VECTOR_TIME + offset, ..Options::default() }).await;
+        assert_eq!(app.post_json(&v.path(), &v.body()).await.status(), 401, "clock offset {offset}");
+    }
+    // Inside the window is fine.
+    let app = spawn_app_with(Options { now: VECTOR_TIME + Duration::minutes(4), ..Options::default() }).await;
+    assert_eq!(app.post_json(&v.path(), &v.body()).await.status(), 200);
+}
+
+#[tokio::test]
+async fn malformed_requests_are_400_never_500() {
+    let v = &vectors()[0];
+    let app = spawn_app().await;
+    let path = v.path();
+    for body in [
+        "",
+        "{not json",
+        "[]",
+        r#"{"public_key_hex":"02"}"#,
+        r#"{"public_key_hex":"zz","signature_hex":"00","message_hex":"00"}"#,
+    ] {
+        let resp = app.post_raw(&path, body).await;
+        assert_eq!(resp.status(), 400, "{body:?}");
+        let problem: serde_json::Value = resp.json().await.unwrap();
+        assert_eq!(problem["status"], 400);
+    }
+    let mut bad = v.body();
+    bad["public_key_hex"] = "02abcdef".into();
+    assert_eq!(app.post_json(&path, &bad).await.status(), 400, "not a curve point");
+    let mut bad = v.body();
+    bad["signature_hex"] = "1f00".into();
+    assert_eq!(app.post_json(&path, &bad).await.status(), 400, "short signature");
+    let mut bad = v.body();
+    bad["message_hex"] = "xyz".into();
+    assert_eq!(app.post_json(&path, &bad).await.status(), 400, "bad message hex");
+
+    // GET /api/v1/account: a non-Bearer header is 400, an unknown token 401.
+    let resp = app
+        .http
+        .get(format!("{}/api/v1/account", app.url))
+        .header("authorization", "Basic x")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+    assert_eq!(app.get_account("unknown").await.status(), 401);
+}
+
+#[tokio::test]
+async fn sign_ups_and_failed_attempts_are_rate_limited_per_address() {
+    let v = &vectors()[0];
+    let app = spawn_app_with(Options { signups_per_minute: 3, ..Options::default() }).await;
+    for _ in 0..3 {
+        assert_eq!(app.post_json(&v.path(), &v.body()).await.status(), 200);
+    }
+    assert_eq!(app.post_json(&v.path(), &v.body()).await.status(), 429);
+
+    let app = spawn_app_with(Options { signups_per_minute: 3, ..Options::default() }).await;
+    for _ in 0..3 {
+        assert_eq!(app.get_account("guess").await.status(), 401);
+    }
+    assert_eq!(app.get_account("guess").await.status(), 429);
+}
+
+#[tokio::test]
+async fn endpoints_document_lists_the_enabled_apis() {
+    let app = spawn_app().await;
+    let resp = app.get("/api/v1/endpoints").await;
+    assert_eq!(resp.status(), 200);
+    let doc: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(doc["apiType"], "bsvapi.endpoint");
+    assert_eq!(doc["baseUrl"], "https://gateway.example");
+    assert_eq!(doc["timestamp"], "2026-11-23T12:00:00Z");
+    assert_eq!(doc["expiryTime"], "2026-11-24T12:00:00Z");
+    let kinds: Vec<_> =
+        doc["endpoints"].as_array().unwrap().iter().map(|e| e["apiType"].as_str().unwrap()).collect();
+    assert!(kinds.contains(&"bsvapi.account") && kinds.contains(&"bsvapi.channel"));
+    assert!(!kinds.contains(&"bsvapi.headers"), "headers are off by default");
+    assert_eq!(app.get("/health").await.status(), 200);
+    assert_eq!(app.get("/ready").await.status(), 200);
+}
