@@ -63,6 +63,23 @@ pub async fn require_internal(
     Ok(next.call(req).await?.map_into_boxed_body())
 }
 
+/// Headers in which the gateway tells internal services who the caller is. A service trusts them
+/// only on a request that also carries the internal credential; the gateway strips clients' own
+/// copies.
+pub mod identity {
+    /// Account id of a caller authenticated with a master bearer token.
+    pub const ACCOUNT: &str = "x-caller-account";
+    /// JWT identity (the configured claim's value) of a mAPI caller.
+    pub const IDENTITY: &str = "x-caller-identity";
+    /// Issuer of that JWT.
+    pub const IDENTITY_PROVIDER: &str = "x-caller-identity-provider";
+    /// Present (`true`) when the caller presented the admin Api-Key.
+    pub const ADMIN: &str = "x-caller-admin";
+
+    /// Every identity header, for stripping.
+    pub const ALL: [&str; 4] = [ACCOUNT, IDENTITY, IDENTITY_PROVIDER, ADMIN];
+}
+
 /// HTTP client for calls to sibling services.
 #[derive(Clone, Debug)]
 pub struct InternalClient {

@@ -1,12 +1,16 @@
 #![doc = include_str!("../README.md")]
 
 pub mod accounts;
+pub mod auth;
 pub mod clock;
 pub mod endpoints;
+pub mod proxy;
 pub mod ratelimit;
+pub mod routing;
 mod schema;
 pub mod settings;
 pub mod tokens;
+pub mod ws_proxy;
 
 use std::net::TcpListener;
 use std::sync::Arc;
@@ -37,6 +41,12 @@ pub struct AppState {
     pub clock: Arc<dyn Clock>,
     /// Per-address limits.
     pub limits: ratelimit::Limits,
+    /// mAPI JWT identity providers.
+    pub jwt: auth::JwtProviders,
+    /// HTTP client towards upstreams.
+    pub upstream: reqwest::Client,
+    /// The internal credential presented to upstreams.
+    pub credential: secrecy::SecretString,
 }
 
 /// Why the gateway could not start.
@@ -54,6 +64,9 @@ pub enum StartError {
     /// The listener failed.
     #[error("listener: {0}")]
     Io(#[from] std::io::Error),
+    /// The upstream HTTP client could not be built.
+    #[error("upstream client: {0}")]
+    Http(#[from] reqwest::Error),
 }
 
 /// A built, not yet running, gateway.
@@ -92,7 +105,16 @@ impl Application {
             }
         });
         let grace = settings.common.shutdown_grace_secs;
-        let state = web::Data::new(AppState { db, settings, clock, limits });
+        let jwt = auth::JwtProviders::parse(settings.identity_providers.as_deref()).map_err(|e| {
+            service_kit::SettingsError::invalid(
+                <GatewaySettings as service_kit::ServiceSettings>::ENV,
+                "identity_providers",
+                e,
+            )
+        })?;
+        let upstream = proxy::upstream_client(Duration::from_millis(settings.upstream_connect_timeout_ms))?;
+        let credential = settings.common.internal_token.clone();
+        let state = web::Data::new(AppState { db, settings, clock, limits, jwt, upstream, credential });
         let port = listener.local_addr()?.port();
         let server = HttpServer::new(move || {
             base_app(kit.clone())
@@ -101,6 +123,7 @@ impl Application {
                 .route("/api/v1/account/key", web::post().to(accounts::sign_up))
                 .route("/api/v1/account/register", web::post().to(accounts::sign_up))
                 .route("/api/v1/account", web::get().to(accounts::get_account))
+                .default_service(web::to(proxy::forward))
         })
         .shutdown_timeout(grace)
         .listen(listener)?

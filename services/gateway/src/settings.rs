@@ -9,6 +9,15 @@
 //! | `header_sv_url` | `HEADER_SV_URL` | `http://127.0.0.1:33444` |
 //! | `expose_indexer_apis` | `EXPOSE_INDEXER_APIS` | unset (`1` enables the indexer APIs) |
 //! | `indexer_url` | `INDEXER_URL` | `http://127.0.0.1:49241` |
+//! | `mapi_url` | `MAPI_URL` | `http://127.0.0.1:8081` |
+//! | `peer_channels_url` | `PEER_CHANNELS_URL` | `http://127.0.0.1:8082` |
+//! | `block_parser_url` | `BLOCK_PARSER_URL` | `http://127.0.0.1:8083` |
+//! | `upstream_connect_timeout_ms` | `UPSTREAM_CONNECT_TIMEOUT_MS` | 2000 |
+//! | `upstream_timeout_ms` | `UPSTREAM_TIMEOUT_MS` | 30000 (until the upstream's response headers) |
+//! | `mapi_max_body_bytes` | `MAPI_MAX_BODY_BYTES` | 104857600 (mAPI takes large transactions) |
+//! | `max_body_bytes` | `MAX_BODY_BYTES` | 1048576 (every other proxied route) |
+//! | `rest_admin_api_key` | `RESTADMIN_APIKEY` | unset: the mAPI admin API is closed |
+//! | `identity_providers` | `IDENTITY_PROVIDERS` | `[]`: JSON array of `{"issuer", "audience"?, "algorithm"? (HS256), "symmetricSecurityKey", "identityClaimName"? (sub)}` |
 //!
 //! plus the common settings of `service_kit::settings` (`DATABASE_URL`, `INTERNAL_TOKEN`, ...).
 
@@ -36,6 +45,26 @@ pub struct GatewaySettings {
     pub expose_indexer_apis: Option<String>,
     /// Where the indexer is.
     pub indexer_url: url::Url,
+    /// The `mapi` service.
+    pub mapi_url: url::Url,
+    /// The `peer-channels` service.
+    pub peer_channels_url: url::Url,
+    /// The `block-parser` service.
+    pub block_parser_url: url::Url,
+    /// Connect timeout towards upstreams.
+    pub upstream_connect_timeout_ms: u64,
+    /// How long an upstream may take to start answering.
+    pub upstream_timeout_ms: u64,
+    /// Body limit of mAPI routes.
+    pub mapi_max_body_bytes: u64,
+    /// Body limit of the other proxied routes.
+    pub max_body_bytes: u64,
+    /// The mAPI admin key (`Api-Key` header); none closes the admin API.
+    #[serde(default)]
+    pub rest_admin_api_key: Option<secrecy::SecretString>,
+    /// mAPI JWT identity providers, as JSON.
+    #[serde(default)]
+    pub identity_providers: Option<String>,
 }
 
 impl GatewaySettings {
@@ -62,6 +91,13 @@ signup_window_secs = 300
 signup_per_minute = 20
 header_sv_url = "http://127.0.0.1:33444"
 indexer_url = "http://127.0.0.1:49241"
+mapi_url = "http://127.0.0.1:8081"
+peer_channels_url = "http://127.0.0.1:8082"
+block_parser_url = "http://127.0.0.1:8083"
+upstream_connect_timeout_ms = 2000
+upstream_timeout_ms = 30000
+mapi_max_body_bytes = 104857600
+max_body_bytes = 1048576
 "#;
     const ENV: &'static [EnvVar] = &[
         env("PUBLIC_URL", "public_url"),
@@ -71,6 +107,15 @@ indexer_url = "http://127.0.0.1:49241"
         env("HEADER_SV_URL", "header_sv_url"),
         env("EXPOSE_INDEXER_APIS", "expose_indexer_apis"),
         env("INDEXER_URL", "indexer_url"),
+        env("MAPI_URL", "mapi_url"),
+        env("PEER_CHANNELS_URL", "peer_channels_url"),
+        env("BLOCK_PARSER_URL", "block_parser_url"),
+        env("UPSTREAM_CONNECT_TIMEOUT_MS", "upstream_connect_timeout_ms"),
+        env("UPSTREAM_TIMEOUT_MS", "upstream_timeout_ms"),
+        env("MAPI_MAX_BODY_BYTES", "mapi_max_body_bytes"),
+        env("MAX_BODY_BYTES", "max_body_bytes"),
+        env("RESTADMIN_APIKEY", "rest_admin_api_key"),
+        env("IDENTITY_PROVIDERS", "identity_providers"),
     ];
 
     fn validate(&self) -> Result<(), SettingsError> {
@@ -87,6 +132,16 @@ indexer_url = "http://127.0.0.1:49241"
         }
         if self.signup_window_secs == 0 {
             return Err(SettingsError::invalid(Self::ENV, "signup_window_secs", "must be positive"));
+        }
+        if let Err(e) = crate::auth::JwtProviders::parse(self.identity_providers.as_deref()) {
+            return Err(SettingsError::invalid(Self::ENV, "identity_providers", e));
+        }
+        if self.upstream_timeout_ms == 0 || self.upstream_connect_timeout_ms == 0 {
+            return Err(SettingsError::invalid(
+                Self::ENV,
+                "upstream_timeout_ms",
+                "timeouts must be positive",
+            ));
         }
         if self.signup_per_minute == 0 {
             return Err(SettingsError::invalid(Self::ENV, "signup_per_minute", "must be positive"));

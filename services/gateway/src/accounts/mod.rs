@@ -45,7 +45,7 @@ fn client_addr(req: &HttpRequest) -> IpAddr {
 }
 
 /// A failed authentication: 401, or 429 once the address failed too often.
-fn auth_failure(state: &AppState, req: &HttpRequest, detail: &str) -> ApiError {
+pub(crate) fn auth_failure(state: &AppState, req: &HttpRequest, detail: &str) -> ApiError {
     if state.limits.allow_failure(client_addr(req)) {
         ApiError::unauthorized(detail)
     } else {

@@ -3,3 +3,4 @@
 
 mod accounts;
 mod helpers;
+mod routing;

@@ -1,0 +1,278 @@
+//! Forwarding of public requests to the internal services: method, path (canonical), query,
+//! headers and body go through; bodies stream both ways with per-route limits; an upstream that
+//! is down or slow gets a JSON 503/504 instead of a hang.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::{HttpRequest, HttpResponse, web};
+use bytes::Bytes;
+use futures_util::StreamExt;
+use service_kit::internal::{INTERNAL_TOKEN_HEADER, identity, trace_headers};
+use service_kit::{ApiError, ErrorKind};
+
+use crate::AppState;
+use crate::auth::{Caller, authenticate};
+use crate::routing::{PathRefusal, Route, RouteClass, Upstream, canonicalize, classify};
+
+/// Headers that describe one connection, not the message: never forwarded (RFC 9110 §7.6.1).
+const HOP_BY_HOP: [&str; 9] = [
+    "connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "host",
+];
+
+/// Bodies up to this size (with a Content-Length) are sent in one piece; larger or chunked ones
+/// stream.
+const BUFFER_LIMIT: u64 = 64 * 1024;
+
+/// The HTTP client for upstreams: connect timeout only (a long body may legitimately take long);
+/// the wait for response headers is bounded per request.
+pub fn upstream_client(connect_timeout: Duration) -> Result<reqwest::Client, reqwest::Error> {
+    reqwest::Client::builder()
+        .connect_timeout(connect_timeout)
+        .pool_idle_timeout(Duration::from_secs(30))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+}
+
+/// The base URL of an upstream.
+pub fn upstream_base(state: &AppState, upstream: Upstream) -> &url::Url {
+    let s = &state.settings;
+    match upstream {
+        Upstream::Mapi => &s.mapi_url,
+        Upstream::PeerChannels => &s.peer_channels_url,
+        Upstream::BlockParser => &s.block_parser_url,
+        Upstream::HeaderSv => &s.header_sv_url,
+        Upstream::Indexer => &s.indexer_url,
+    }
+}
+
+/// The upstream URL for a canonical path and the original query string.
+pub fn upstream_url(base: &url::Url, canonical: &str, query: &str) -> String {
+    const PATH: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS
+        .add(b' ')
+        .add(b'"')
+        .add(b'#')
+        .add(b'%')
+        .add(b'<')
+        .add(b'>')
+        .add(b'?')
+        .add(b'`')
+        .add(b'{')
+        .add(b'}');
+    let path = percent_encoding::utf8_percent_encode(canonical, PATH);
+    let base = base.as_str().trim_end_matches('/');
+    if query.is_empty() { format!("{base}{path}") } else { format!("{base}{path}?{query}") }
+}
+
+/// Routes and authenticates a request; the common first half of HTTP and websocket forwarding.
+pub async fn admit(req: &HttpRequest, state: &AppState) -> Result<(String, Route, Caller), ApiError> {
+    let canonical = match canonicalize(req.uri().path()) {
+        Ok(c) => c,
+        Err(PathRefusal::Internal) => {
+            return Err(ApiError::not_found(format!("no resource at {}", req.uri().path())));
+        }
+        Err(PathRefusal::Malformed) => return Err(ApiError::bad_request("malformed path")),
+    };
+    let route = classify(&canonical, state.settings.headers_enabled(), state.settings.indexer_enabled())
+        .ok_or_else(|| ApiError::not_found(format!("no resource at {canonical}")))?;
+    let caller = authenticate(req, route.class, state).await?;
+    Ok((canonical, route, caller))
+}
+
+/// Request headers for the upstream: the client's minus hop-by-hop, identity and credential
+/// headers (and credentials the gateway consumed), plus the internal credential, the caller's
+/// identity, forwarding information and the trace context.
+pub fn upstream_headers(
+    req: &HttpRequest,
+    route: &Route,
+    caller: &Caller,
+    credential: &str,
+) -> reqwest::header::HeaderMap {
+    let mut out = reqwest::header::HeaderMap::new();
+    let consumed_auth = matches!(caller, Caller::Jwt { .. }) || route.class == RouteClass::MapiAdmin;
+    for (name, value) in req.headers() {
+        let n = name.as_str();
+        if HOP_BY_HOP.contains(&n)
+            || identity::ALL.contains(&n)
+            || n == INTERNAL_TOKEN_HEADER
+            || n.starts_with("sec-websocket-")
+            || (consumed_auth && (n == "authorization" || n == "api-key"))
+        {
+            continue;
+        }
+        if let (Ok(k), Ok(v)) = (
+            reqwest::header::HeaderName::from_bytes(n.as_bytes()),
+            reqwest::header::HeaderValue::from_bytes(value.as_bytes()),
+        ) {
+            out.append(k, v);
+        }
+    }
+    let mut set = |name: &'static str, value: &str| {
+        if let Ok(v) = reqwest::header::HeaderValue::from_str(value) {
+            out.insert(name, v);
+        }
+    };
+    set(INTERNAL_TOKEN_HEADER, credential);
+    match caller {
+        Caller::Jwt { identity: id, provider } => {
+            set(identity::IDENTITY, id);
+            set(identity::IDENTITY_PROVIDER, provider);
+        }
+        Caller::Admin => set(identity::ADMIN, "true"),
+        Caller::Account(id) => set(identity::ACCOUNT, &id.to_string()),
+        Caller::Anonymous | Caller::PassThrough => {}
+    }
+    let info = req.connection_info();
+    let client = req.peer_addr().map(|a| a.ip().to_string()).unwrap_or_default();
+    set("x-forwarded-for", &client);
+    set("x-forwarded-proto", info.scheme());
+    set("x-forwarded-host", info.host());
+    for (name, value) in trace_headers().iter() {
+        out.insert(name.clone(), value.clone());
+    }
+    out
+}
+
+fn body_limit(state: &AppState, route: &Route) -> u64 {
+    match route.upstream {
+        Upstream::Mapi => state.settings.mapi_max_body_bytes,
+        _ => state.settings.max_body_bytes,
+    }
+}
+
+fn too_large(limit: u64) -> ApiError {
+    ApiError::new(ErrorKind::PayloadTooLarge, format!("Maximum request body size {limit} exceeded"))
+}
+
+/// Turns the client's body into a request body, enforcing the route's limit.
+async fn request_body(
+    req: &HttpRequest,
+    mut payload: web::Payload,
+    limit: u64,
+    exceeded: Arc<AtomicBool>,
+) -> Result<reqwest::Body, ApiError> {
+    let length =
+        req.headers().get("content-length").and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+    let chunked = req.headers().contains_key("transfer-encoding");
+    if length.is_some_and(|l| l > limit) {
+        return Err(too_large(limit));
+    }
+    match length {
+        Some(0) => return Ok(reqwest::Body::from(Bytes::new())),
+        None if !chunked => return Ok(reqwest::Body::from(Bytes::new())),
+        Some(l) if l <= BUFFER_LIMIT => {
+            let mut buf = web::BytesMut::with_capacity(l as usize);
+            while let Some(chunk) = payload.next().await {
+                let chunk = chunk.map_err(|e| ApiError::bad_request(format!("reading the body: {e}")))?;
+                buf.extend_from_slice(&chunk);
+                if buf.len() as u64 > limit {
+                    return Err(too_large(limit));
+                }
+            }
+            return Ok(reqwest::Body::from(buf.freeze()));
+        }
+        _ => {}
+    }
+    // Stream: actix's payload lives on this worker thread, so a local task pumps it into a
+    // channel that the (Send) upstream body reads from.
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(8);
+    actix_web::rt::spawn(async move {
+        let mut total = 0u64;
+        while let Some(chunk) = payload.next().await {
+            let item = match chunk {
+                Ok(c) => {
+                    total += c.len() as u64;
+                    if total > limit {
+                        exceeded.store(true, Ordering::Relaxed);
+                        Err(std::io::Error::other("body limit exceeded"))
+                    } else {
+                        Ok(c)
+                    }
+                }
+                Err(e) => Err(std::io::Error::other(e.to_string())),
+            };
+            let stop = item.is_err();
+            if tx.send(item).await.is_err() || stop {
+                break;
+            }
+        }
+    });
+    let stream =
+        futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) });
+    Ok(reqwest::Body::wrap_stream(stream))
+}
+
+/// Maps a failed upstream exchange to the client's answer.
+fn upstream_error(e: &reqwest::Error, exceeded: bool, limit: u64) -> ApiError {
+    if exceeded {
+        return too_large(limit);
+    }
+    if e.is_connect() {
+        tracing::warn!(error = %e, "upstream unreachable");
+        ApiError::unavailable("The service is unavailable, retry later.")
+    } else if e.is_timeout() {
+        ApiError::new(ErrorKind::GatewayTimeout, "The service did not answer in time.")
+    } else {
+        tracing::warn!(error = %e, "upstream exchange failed");
+        ApiError::new(ErrorKind::BadGateway, "The service answered badly.")
+    }
+}
+
+/// The proxy handler: every path the gateway does not serve itself.
+pub async fn forward(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let (canonical, route, caller) = admit(&req, &state).await?;
+    if crate::ws_proxy::is_upgrade(&req) {
+        return crate::ws_proxy::forward(req, payload, state, canonical, route, caller).await;
+    }
+    let limit = body_limit(&state, &route);
+    let exceeded = Arc::new(AtomicBool::new(false));
+    let body = request_body(&req, payload, limit, exceeded.clone()).await?;
+    let url = upstream_url(upstream_base(&state, route.upstream), &canonical, req.query_string());
+    let method = reqwest::Method::from_bytes(req.method().as_str().as_bytes())
+        .map_err(|_| ApiError::new(ErrorKind::MethodNotAllowed, "unsupported method"))?;
+    let headers =
+        upstream_headers(&req, &route, &caller, secrecy::ExposeSecret::expose_secret(&state.credential));
+    let send = state.upstream.request(method, &url).headers(headers).body(body).send();
+    let timeout = Duration::from_millis(state.settings.upstream_timeout_ms);
+    let resp = match tokio::time::timeout(timeout, send).await {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => return Err(upstream_error(&e, exceeded.load(Ordering::Relaxed), limit)),
+        Err(_) => {
+            return Err(ApiError::new(ErrorKind::GatewayTimeout, "The service did not answer in time."));
+        }
+    };
+    let status = actix_web::http::StatusCode::from_u16(resp.status().as_u16())
+        .map_err(|_| ApiError::new(ErrorKind::BadGateway, "The service answered badly."))?;
+    let mut out = HttpResponse::build(status);
+    for (name, value) in resp.headers() {
+        let n = name.as_str();
+        if HOP_BY_HOP.contains(&n) || n == "content-length" {
+            continue;
+        }
+        if let (Ok(k), Ok(v)) =
+            (HeaderName::from_bytes(n.as_bytes()), HeaderValue::from_bytes(value.as_bytes()))
+        {
+            out.append_header((k, v));
+        }
+    }
+    match resp.content_length() {
+        Some(0) => Ok(out.finish()),
+        // Keep the upstream's Content-Length while streaming the body through.
+        Some(len) => Ok(out.no_chunking(len).streaming(resp.bytes_stream())),
+        None => Ok(out.streaming(resp.bytes_stream())),
+    }
+}

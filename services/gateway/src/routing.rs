@@ -1,0 +1,207 @@
+//! Which upstream serves a public path, decided on a canonical form of the path so that no
+//! spelling (`%2F`, `%252F`, `..`, `//`, `\`, mixed case) reaches `/internal/*` or slips past a
+//! route's authentication.
+
+use percent_encoding::percent_decode_str;
+
+/// The internal services (and external APIs) the gateway forwards to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Upstream {
+    /// The `mapi` service.
+    Mapi,
+    /// The `peer-channels` service.
+    PeerChannels,
+    /// The `block-parser` service (native headers API).
+    BlockParser,
+    /// An external HeaderSV (`EXPOSE_HEADER_SV_APIS=1`).
+    HeaderSv,
+    /// An external indexer (`EXPOSE_INDEXER_APIS=1`).
+    Indexer,
+}
+
+/// Route classes: each has one authentication rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RouteClass {
+    /// `/mapi/*`: anonymous or a valid mAPI JWT.
+    MapiPublic,
+    /// `/dsnt/*`: called by nodes; no caller identity.
+    Dsnt,
+    /// mAPI admin paths: `Api-Key` required.
+    MapiAdmin,
+    /// `/api/v1/channel/manage*`: a master bearer token required.
+    ChannelManage,
+    /// `/api/v1/channel/{id}*`: a master token (resolved) or a channel token (passed on).
+    ChannelMessages,
+    /// `/api/v1/web-socket?token=<master>`: the account websocket.
+    AccountWebSocket,
+    /// `/api/v1/headers*`: no authentication.
+    Headers,
+    /// Indexer APIs: passed on (the indexer or a later gateway rule authenticates).
+    Indexer,
+}
+
+/// Where a path goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Route {
+    /// Its class.
+    pub class: RouteClass,
+    /// Its upstream.
+    pub upstream: Upstream,
+}
+
+/// Why a path was refused before routing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PathRefusal {
+    /// The path names something internal, however spelled.
+    Internal,
+    /// The path could not be decoded.
+    Malformed,
+}
+
+/// Decodes percent-encoding until stable (at most 3 rounds, catching `%252F`), turns `\` into
+/// `/`, collapses repeated slashes and resolves `.` and `..`. The result is what is routed *and*
+/// what is forwarded, so the upstream never sees a spelling the gateway did not check.
+pub fn canonicalize(raw: &str) -> Result<String, PathRefusal> {
+    let mut decoded = raw.to_owned();
+    for _ in 0..3 {
+        let next =
+            percent_decode_str(&decoded).decode_utf8().map_err(|_| PathRefusal::Malformed)?.into_owned();
+        if next == decoded {
+            break;
+        }
+        decoded = next;
+    }
+    if decoded.contains('%') && percent_decode_str(&decoded).decode_utf8().ok().as_deref() != Some(&decoded) {
+        // Still encoded after three rounds: nobody legitimate does that.
+        return Err(PathRefusal::Malformed);
+    }
+    if decoded.chars().any(|c| c.is_control()) {
+        return Err(PathRefusal::Malformed);
+    }
+    let decoded = decoded.replace('\\', "/");
+    let mut segments: Vec<&str> = Vec::new();
+    for segment in decoded.split('/') {
+        match segment {
+            "" | "." => {}
+            ".." => {
+                segments.pop();
+            }
+            s => segments.push(s),
+        }
+    }
+    let canonical = format!("/{}", segments.join("/"));
+    let first = segments.first().map(|s| s.trim().to_ascii_lowercase());
+    if first.as_deref() == Some("internal") {
+        return Err(PathRefusal::Internal);
+    }
+    Ok(canonical)
+}
+
+/// True when `path` is `prefix` or continues below it.
+fn under(path: &str, prefix: &str) -> bool {
+    path == prefix || path.strip_prefix(prefix).is_some_and(|rest| rest.starts_with('/'))
+}
+
+/// Routes a canonical path; `None` means the gateway itself (or nobody) serves it.
+pub fn classify(canonical: &str, headers_external: bool, indexer_enabled: bool) -> Option<Route> {
+    let p = canonical.to_ascii_lowercase();
+    let route = |class, upstream| Some(Route { class, upstream });
+    if under(&p, "/mapi") {
+        return route(RouteClass::MapiPublic, Upstream::Mapi);
+    }
+    if under(&p, "/dsnt") {
+        return route(RouteClass::Dsnt, Upstream::Mapi);
+    }
+    for admin in ["/api/v1/policyquote", "/api/v1/node", "/api/v1/status", "/api/v1/unconfirmedtxs"] {
+        if under(&p, admin) {
+            return route(RouteClass::MapiAdmin, Upstream::Mapi);
+        }
+    }
+    if under(&p, "/api/v1/channel/manage") {
+        return route(RouteClass::ChannelManage, Upstream::PeerChannels);
+    }
+    if p.starts_with("/api/v1/channel/") {
+        return route(RouteClass::ChannelMessages, Upstream::PeerChannels);
+    }
+    if p == "/api/v1/web-socket" {
+        return route(RouteClass::AccountWebSocket, Upstream::PeerChannels);
+    }
+    if under(&p, "/api/v1/headers") {
+        let upstream = if headers_external { Upstream::HeaderSv } else { Upstream::BlockParser };
+        return route(RouteClass::Headers, upstream);
+    }
+    let indexer_paths = [
+        "/api/v1/restoration",
+        "/api/v1/transaction",
+        "/api/v1/merkle-proof",
+        "/api/v1/output-spend",
+        "/api/v1/indexer",
+    ];
+    if indexer_enabled && indexer_paths.iter().any(|i| under(&p, i) || p.starts_with(&format!("{i}:"))) {
+        return route(RouteClass::Indexer, Upstream::Indexer);
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_internal_spelling_is_refused() {
+        for raw in [
+            "/internal/x",
+            "/INTERNAL/x",
+            "/Internal",
+            "//internal/x",
+            "/%69nternal/x",
+            "/%2Finternal/x",
+            "/%252Finternal/x",
+            "/mapi/../internal/x",
+            "/mapi/%2e%2e/internal/x",
+            "/mapi/%252e%252e/internal/x",
+            "/mapi%2F..%2Finternal",
+            "/./internal",
+            "\\internal\\x",
+            "/mapi/..\\internal",
+            "/%2569nternal",
+        ] {
+            assert_eq!(canonicalize(raw), Err(PathRefusal::Internal), "{raw}");
+        }
+        assert_eq!(canonicalize("/%25252525"), Err(PathRefusal::Malformed));
+        assert_eq!(canonicalize("/a%00b"), Err(PathRefusal::Malformed));
+    }
+
+    #[test]
+    fn ordinary_paths_are_kept_and_routed() {
+        assert_eq!(canonicalize("/mapi/tx/ab").unwrap(), "/mapi/tx/ab");
+        assert_eq!(canonicalize("/api/v1/channel/abc%3D%3D").unwrap(), "/api/v1/channel/abc==");
+        assert_eq!(canonicalize("/mapi//feeQuote").unwrap(), "/mapi/feeQuote");
+        let c = |p: &str| classify(p, false, false).map(|r| (r.class, r.upstream));
+        assert_eq!(c("/mapi/feeQuote"), Some((RouteClass::MapiPublic, Upstream::Mapi)));
+        assert_eq!(c("/MAPI/feeQuote"), Some((RouteClass::MapiPublic, Upstream::Mapi)));
+        assert_eq!(c("/dsnt/1/query"), Some((RouteClass::Dsnt, Upstream::Mapi)));
+        assert_eq!(c("/api/v1/PolicyQuote"), Some((RouteClass::MapiAdmin, Upstream::Mapi)));
+        assert_eq!(c("/api/v1/Node/host:1"), Some((RouteClass::MapiAdmin, Upstream::Mapi)));
+        assert_eq!(c("/api/v1/status/zmq"), Some((RouteClass::MapiAdmin, Upstream::Mapi)));
+        assert_eq!(c("/api/v1/unconfirmedTxs"), Some((RouteClass::MapiAdmin, Upstream::Mapi)));
+        assert_eq!(c("/api/v1/Nodes"), None, "a prefix is not a route");
+        assert_eq!(
+            c("/api/v1/channel/manage/list"),
+            Some((RouteClass::ChannelManage, Upstream::PeerChannels))
+        );
+        assert_eq!(c("/api/v1/channel/abc"), Some((RouteClass::ChannelMessages, Upstream::PeerChannels)));
+        assert_eq!(c("/api/v1/web-socket"), Some((RouteClass::AccountWebSocket, Upstream::PeerChannels)));
+        assert_eq!(c("/api/v1/headers/tips"), Some((RouteClass::Headers, Upstream::BlockParser)));
+        assert_eq!(
+            classify("/api/v1/headers/tips", true, false).map(|r| r.upstream),
+            Some(Upstream::HeaderSv)
+        );
+        assert_eq!(c("/api/v1/transaction/ab"), None, "indexer off");
+        assert_eq!(
+            classify("/api/v1/transaction/filter:delete", false, true).map(|r| r.upstream),
+            Some(Upstream::Indexer)
+        );
+        assert_eq!(c("/api/v1/account"), None, "the gateway's own");
+    }
+}
