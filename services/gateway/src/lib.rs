@@ -3,6 +3,7 @@
 pub mod accounts;
 pub mod auth;
 pub mod clock;
+pub mod docs;
 pub mod endpoints;
 pub mod proxy;
 pub mod ratelimit;
@@ -123,6 +124,8 @@ impl Application {
                 .route("/api/v1/account/key", web::post().to(accounts::sign_up))
                 .route("/api/v1/account/register", web::post().to(accounts::sign_up))
                 .route("/api/v1/account", web::get().to(accounts::get_account))
+                .route("/docs", web::get().to(docs::index))
+                .route("/docs/{name}", web::get().to(docs::spec))
                 .default_service(web::to(proxy::forward))
         })
         .shutdown_timeout(grace)

@@ -58,6 +58,67 @@ pub enum PathRefusal {
     Malformed,
 }
 
+/// Every public operation the gateway routes or serves, as (method, path template). The OpenAPI
+/// documents under `proto-docs/` must describe exactly these (a test checks both directions), and
+/// each must route somewhere (another test), so docs, routes and this list cannot drift apart.
+pub const PUBLIC_ENDPOINTS: &[(&str, &str)] = &[
+    ("GET", "/api/v1/endpoints"),
+    ("POST", "/api/v1/account/key"),
+    ("POST", "/api/v1/account/register"),
+    ("GET", "/api/v1/account"),
+    ("GET", "/api/v1/headers/{hash}"),
+    ("GET", "/api/v1/headers/by-height"),
+    ("GET", "/api/v1/headers/tips"),
+    ("GET", "/api/v1/headers/tips/websocket"),
+    ("POST", "/api/v1/restoration/search"),
+    ("GET", "/api/v1/transaction/{txid}"),
+    ("GET", "/api/v1/transaction/filter"),
+    ("POST", "/api/v1/transaction/filter"),
+    ("POST", "/api/v1/transaction/filter:delete"),
+    ("GET", "/api/v1/merkle-proof/{txid}"),
+    ("POST", "/api/v1/output-spend"),
+    ("POST", "/api/v1/output-spend/notifications"),
+    ("GET", "/api/v1/indexer"),
+    ("POST", "/api/v1/indexer"),
+    ("POST", "/api/v1/PolicyQuote"),
+    ("GET", "/api/v1/PolicyQuote"),
+    ("GET", "/api/v1/PolicyQuote/{id}"),
+    ("POST", "/api/v1/Node"),
+    ("GET", "/api/v1/Node"),
+    ("GET", "/api/v1/Node/{id}"),
+    ("PUT", "/api/v1/Node/{id}"),
+    ("DELETE", "/api/v1/Node/{id}"),
+    ("GET", "/api/v1/status/tx"),
+    ("GET", "/api/v1/status/zmq"),
+    ("GET", "/api/v1/status/blockparser"),
+    ("GET", "/api/v1/unconfirmedTxs"),
+    ("DELETE", "/api/v1/unconfirmedTxs"),
+    ("GET", "/mapi/feeQuote"),
+    ("GET", "/mapi/policyQuote"),
+    ("POST", "/mapi/tx"),
+    ("POST", "/mapi/txs"),
+    ("GET", "/mapi/tx/{txid}"),
+    ("POST", "/mapi/txouts"),
+    ("GET", "/dsnt/1/query/{txid}"),
+    ("POST", "/dsnt/1/submit"),
+    ("GET", "/api/v1/channel/manage/list"),
+    ("POST", "/api/v1/channel/manage"),
+    ("GET", "/api/v1/channel/manage/{channelid}"),
+    ("POST", "/api/v1/channel/manage/{channelid}"),
+    ("DELETE", "/api/v1/channel/manage/{channelid}"),
+    ("GET", "/api/v1/channel/manage/{channelid}/api-token"),
+    ("POST", "/api/v1/channel/manage/{channelid}/api-token"),
+    ("GET", "/api/v1/channel/manage/{channelid}/api-token/{tokenid}"),
+    ("DELETE", "/api/v1/channel/manage/{channelid}/api-token/{tokenid}"),
+    ("POST", "/api/v1/channel/{channelid}"),
+    ("GET", "/api/v1/channel/{channelid}"),
+    ("HEAD", "/api/v1/channel/{channelid}"),
+    ("POST", "/api/v1/channel/{channelid}/{sequence}"),
+    ("DELETE", "/api/v1/channel/{channelid}/{sequence}"),
+    ("GET", "/api/v1/channel/{channelid}/notify"),
+    ("GET", "/api/v1/web-socket"),
+];
+
 /// Decodes percent-encoding until stable (at most 3 rounds, catching `%252F`), turns `\` into
 /// `/`, collapses repeated slashes and resolves `.` and `..`. The result is what is routed *and*
 /// what is forwarded, so the upstream never sees a spelling the gateway did not check.
@@ -203,5 +264,25 @@ mod tests {
             Some(Upstream::Indexer)
         );
         assert_eq!(c("/api/v1/account"), None, "the gateway's own");
+    }
+
+    #[test]
+    fn every_public_endpoint_routes_somewhere() {
+        let own = ["/api/v1/endpoints", "/api/v1/account", "/api/v1/account/key", "/api/v1/account/register"];
+        for (method, template) in PUBLIC_ENDPOINTS {
+            let path = template
+                .replace("{txid}", &"ab".repeat(32))
+                .replace("{hash}", &"cd".repeat(32))
+                .replace("{channelid}", "Y2hhbm5lbA==")
+                .replace("{tokenid}", "3")
+                .replace("{sequence}", "7")
+                .replace("{id}", "5");
+            assert!(!path.contains('{'), "{template}: unknown placeholder");
+            let canonical = canonicalize(&path).unwrap();
+            assert!(
+                own.contains(&canonical.as_str()) || classify(&canonical, true, true).is_some(),
+                "{method} {template} routes nowhere"
+            );
+        }
     }
 }

@@ -1,0 +1,22 @@
+//! The OpenAPI documents and the browsable page, over real HTTP.
+
+use crate::helpers::spawn_app;
+
+#[tokio::test]
+async fn docs_page_and_documents_are_served() {
+    let app = spawn_app().await;
+    let resp = app.get("/docs").await;
+    assert_eq!(resp.status(), 200);
+    assert!(resp.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
+    let html = resp.text().await.unwrap();
+    for title in ["Merchant API (mAPI) 1.5.0", "mAPI admin API", "Peer channels", "Accounts and discovery", "Headers", "Indexer"] {
+        assert!(html.contains(title), "{title}");
+    }
+    for name in ["mapi", "mapi-admin", "accounts", "peer-channels", "headers", "indexer"] {
+        let resp = app.get(&format!("/docs/{name}.json")).await;
+        assert_eq!(resp.status(), 200, "{name}");
+        let doc: serde_json::Value = resp.json().await.unwrap();
+        assert_eq!(doc["openapi"], "3.0.3");
+    }
+    assert_eq!(app.get("/docs/nope.json").await.status(), 404);
+}
