@@ -80,6 +80,44 @@ pub mod identity {
     pub const ALL: [&str; 4] = [ACCOUNT, IDENTITY, IDENTITY_PROVIDER, ADMIN];
 }
 
+/// The caller as the gateway identified it. Built from the identity headers only when the request
+/// also carries the internal credential; any other request is anonymous, whatever it claims.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct TrustedCaller {
+    /// Account of a master bearer token.
+    pub account: Option<i64>,
+    /// JWT identity and its provider (issuer).
+    pub identity: Option<(String, String)>,
+    /// True for the mAPI admin.
+    pub admin: bool,
+}
+
+impl TrustedCaller {
+    /// Reads the identity headers of a request whose internal credential verified.
+    pub fn from_request_headers(req: &actix_web::HttpRequest) -> Self {
+        let trusted =
+            req.app_data::<actix_web::web::Data<InternalCredential>>().is_some_and(|c| c.verify_request(req));
+        if !trusted {
+            return Self::default();
+        }
+        let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
+        Self {
+            account: header(identity::ACCOUNT).and_then(|a| a.parse().ok()),
+            identity: header(identity::IDENTITY).zip(header(identity::IDENTITY_PROVIDER)),
+            admin: header(identity::ADMIN).as_deref() == Some("true"),
+        }
+    }
+}
+
+impl actix_web::FromRequest for TrustedCaller {
+    type Error = std::convert::Infallible;
+    type Future = std::future::Ready<Result<Self, Self::Error>>;
+
+    fn from_request(req: &actix_web::HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
+        std::future::ready(Ok(Self::from_request_headers(req)))
+    }
+}
+
 /// HTTP client for calls to sibling services.
 #[derive(Clone, Debug)]
 pub struct InternalClient {

@@ -72,6 +72,12 @@ async fn spawn_service(db: Db, downstream: String) -> TestService {
             .app_data(target.clone())
             .route("/items", web::post().to(create_item))
             .route("/relay", web::get().to(relay))
+            .route(
+                "/whoami",
+                web::get().to(|caller: service_kit::internal::TrustedCaller| async move {
+                    HttpResponse::Ok().json(caller)
+                }),
+            )
             .service(
                 web::scope("/internal")
                     .wrap(from_fn(require_internal))
@@ -242,4 +248,34 @@ async fn errors_are_json_internal_routes_need_the_credential_and_traces_propagat
     assert!(traceparent.starts_with(&format!("00-{trace_id}-")), "{traceparent}");
     assert!(!traceparent.contains("00f067aa0ba902b7"), "a new span id for the hop");
     assert_eq!(got[0].header(INTERNAL_TOKEN_HEADER), Some(SECRET));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn identity_headers_count_only_with_the_internal_credential() {
+    let test_db = TestDatabase::create().await;
+    let db = Db::new(DbSettings::new(test_db.url(), "kit")).unwrap();
+    let receiver = RecordingReceiver::start().await;
+    let app = spawn_service(db, receiver.url().to_owned()).await;
+    let whoami = |credential: Option<&str>| {
+        let mut req = app
+            .http
+            .get(format!("{}/whoami", app.url))
+            .header("x-caller-account", "42")
+            .header("x-caller-identity", "merchant")
+            .header("x-caller-identity-provider", "issuer")
+            .header("x-caller-admin", "true");
+        if let Some(c) = credential {
+            req = req.header(INTERNAL_TOKEN_HEADER, c);
+        }
+        req.send()
+    };
+    let forged: serde_json::Value = whoami(None).await.unwrap().json().await.unwrap();
+    assert_eq!(forged, serde_json::json!({"account": null, "identity": null, "admin": false}));
+    let wrong: serde_json::Value = whoami(Some("wrong")).await.unwrap().json().await.unwrap();
+    assert_eq!(wrong["account"], serde_json::Value::Null);
+    let trusted: serde_json::Value = whoami(Some(SECRET)).await.unwrap().json().await.unwrap();
+    assert_eq!(
+        trusted,
+        serde_json::json!({"account": 42, "identity": ["merchant", "issuer"], "admin": true})
+    );
 }

@@ -271,6 +271,11 @@ pub async fn forward(
     }
     match resp.content_length() {
         Some(0) => Ok(out.finish()),
+        // Small bodies in one piece (cheaper than a stream per request); large ones stream.
+        Some(len) if len <= BUFFER_LIMIT => {
+            let body = resp.bytes().await.map_err(|e| upstream_error(&e, false, limit))?;
+            Ok(out.body(body))
+        }
         // Keep the upstream's Content-Length while streaming the body through.
         Some(len) => Ok(out.no_chunking(len).streaming(resp.bytes_stream())),
         None => Ok(out.streaming(resp.bytes_stream())),

@@ -5,7 +5,7 @@ use diesel::sql_types::{BigInt, Bytea};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use time::Duration;
 
-use crate::helpers::{Options, VECTOR_TIME, spawn_app, spawn_app_with, vectors};
+use crate::helpers::{Options, VECTOR_TIME, account_get_vector, spawn_app, spawn_app_with, vectors};
 
 #[tokio::test]
 async fn independent_signatures_sign_up_compressed_and_uncompressed_keys() {
@@ -149,4 +149,25 @@ async fn endpoints_document_lists_the_enabled_apis() {
     assert!(!kinds.contains(&"bsvapi.headers"), "headers are off by default");
     assert_eq!(app.get("/health").await.status(), 200);
     assert_eq!(app.get("/ready").await.status(), 200);
+}
+
+#[tokio::test]
+async fn get_account_with_a_signed_body_issues_a_fresh_token_to_the_key_holder() {
+    let app = spawn_app().await;
+    let g = account_get_vector();
+    let get =
+        |body: serde_json::Value| app.http.get(format!("{}/api/v1/account", app.url)).json(&body).send();
+    // Unknown key: 401.
+    assert_eq!(get(g.body()).await.unwrap().status(), 401);
+    // After sign-up with the same key: 200 and a new working token.
+    let first = &vectors()[0];
+    assert_eq!(app.post_json(&first.path(), &first.body()).await.status(), 200);
+    let resp = get(g.body()).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(body["public_key_hex"], g.public_key_hex);
+    let token = body["api_key"].as_str().unwrap();
+    assert_eq!(app.get_account(token).await.status(), 200);
+    // The GET signature is not accepted for sign-up (another endpoint in the message).
+    assert_eq!(app.post_json("/api/v1/account/register", &g.body()).await.status(), 401);
 }

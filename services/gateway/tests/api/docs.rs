@@ -9,7 +9,14 @@ async fn docs_page_and_documents_are_served() {
     assert_eq!(resp.status(), 200);
     assert!(resp.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
     let html = resp.text().await.unwrap();
-    for title in ["Merchant API (mAPI) 1.5.0", "mAPI admin API", "Peer channels", "Accounts and discovery", "Headers", "Indexer"] {
+    for title in [
+        "Merchant API (mAPI) 1.5.0",
+        "mAPI admin API",
+        "Peer channels",
+        "Accounts and discovery",
+        "Headers",
+        "Indexer",
+    ] {
         assert!(html.contains(title), "{title}");
     }
     for name in ["mapi", "mapi-admin", "accounts", "peer-channels", "headers", "indexer"] {

@@ -45,14 +45,24 @@ impl Vector {
     }
 }
 
-/// Signatures made by libsecp256k1 (coincurve), kept as test data.
+#[derive(Deserialize)]
+struct VectorFile {
+    vectors: Vec<Vector>,
+    account_get: Vector,
+}
+
+fn vector_file() -> VectorFile {
+    serde_json::from_str(include_str!("../data/signed_messages.json")).unwrap()
+}
+
+/// Sign-up signatures made by libsecp256k1 (coincurve), kept as test data.
 pub fn vectors() -> Vec<Vector> {
-    #[derive(Deserialize)]
-    struct File {
-        vectors: Vec<Vector>,
-    }
-    let file: File = serde_json::from_str(include_str!("../data/signed_messages.json")).unwrap();
-    file.vectors
+    vector_file().vectors
+}
+
+/// A signature for `GET /api/v1/account` by the key of the first sign-up vector.
+pub fn account_get_vector() -> Vector {
+    vector_file().account_get
 }
 
 /// Real HTTP servers standing where the internal services will be.
