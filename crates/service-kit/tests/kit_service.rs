@@ -6,7 +6,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use actix_web::middleware::from_fn;
-use actix_web::{HttpResponse, HttpServer, web};
+use actix_web::{HttpResponse, web};
 use db_kit::{Db, DbSettings};
 use secrecy::SecretString;
 use serde::Deserialize;
@@ -41,7 +41,7 @@ async fn relay(
 struct TestService {
     url: String,
     http: reqwest::Client,
-    _server: actix_web::dev::ServerHandle,
+    _server: test_support::RunningServer,
 }
 
 fn database_addr(url: &str) -> SocketAddr {
@@ -64,9 +64,7 @@ async fn spawn_service(db: Db, downstream: String) -> TestService {
     };
     let client = web::Data::new(InternalClient::new(credential, Duration::from_secs(5)).unwrap());
     let target = web::Data::new(downstream);
-    let listener = test_support::local_listener();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let server = HttpServer::new(move || {
+    let server = test_support::serve(2, move || {
         base_app(kit.clone())
             .app_data(client.clone())
             .app_data(target.clone())
@@ -83,15 +81,8 @@ async fn spawn_service(db: Db, downstream: String) -> TestService {
                     .wrap(from_fn(require_internal))
                     .route("/ping", web::get().to(|| async { HttpResponse::Ok().body("pong") })),
             )
-    })
-    .workers(2)
-    .disable_signals()
-    .listen(listener)
-    .unwrap()
-    .run();
-    let handle = server.handle();
-    tokio::spawn(server);
-    TestService { url, http: reqwest::Client::new(), _server: handle }
+    });
+    TestService { url: server.url.clone(), http: reqwest::Client::new(), _server: server }
 }
 
 impl TestService {

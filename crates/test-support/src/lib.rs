@@ -6,11 +6,13 @@ mod bitcoind;
 mod chaos;
 mod postgres;
 mod receiver;
+mod server;
 
 pub use bitcoind::{BitcoindNode, NodeOptions};
 pub use chaos::ChaosProxy;
 pub use postgres::{TestDatabase, admin_database_url};
 pub use receiver::{RecordedRequest, RecordingReceiver};
+pub use server::{RunningServer, serve};
 
 /// A listener on 127.0.0.1 with a port the OS picked, for starting a service under test.
 pub fn local_listener() -> std::net::TcpListener {

@@ -3,7 +3,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
+use actix_web::{App, HttpRequest, HttpResponse, web};
 use tokio::sync::Notify;
 
 /// One request as the receiver saw it.
@@ -44,13 +44,12 @@ struct Shared {
 /// The running receiver; stops when dropped.
 pub struct RecordingReceiver {
     shared: Arc<Shared>,
-    url: String,
-    handle: actix_web::dev::ServerHandle,
+    server: crate::RunningServer,
 }
 
 impl std::fmt::Debug for RecordingReceiver {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RecordingReceiver").field("url", &self.url).finish_non_exhaustive()
+        f.debug_struct("RecordingReceiver").field("url", &self.server.url).finish_non_exhaustive()
     }
 }
 
@@ -77,23 +76,14 @@ impl RecordingReceiver {
     pub async fn start() -> Self {
         let shared = Arc::new(Shared { status: Mutex::new(200), ..Shared::default() });
         let data = web::Data::new(shared.clone());
-        let listener = crate::local_listener();
-        let url = format!("http://{}", listener.local_addr().unwrap());
         let server =
-            HttpServer::new(move || App::new().app_data(data.clone()).default_service(web::to(record)))
-                .workers(1)
-                .disable_signals()
-                .listen(listener)
-                .unwrap()
-                .run();
-        let handle = server.handle();
-        tokio::spawn(server);
-        Self { shared, url, handle }
+            crate::serve(1, move || App::new().app_data(data.clone()).default_service(web::to(record)));
+        Self { shared, server }
     }
 
     /// Base URL, e.g. `http://127.0.0.1:40123`.
     pub fn url(&self) -> &str {
-        &self.url
+        &self.server.url
     }
 
     /// Makes later requests get `status` (e.g. 500 to test retries).
@@ -119,12 +109,5 @@ impl RecordingReceiver {
                 panic!("expected {n} requests within {timeout:?}, got {}", self.requests().len());
             }
         }
-    }
-}
-
-impl Drop for RecordingReceiver {
-    fn drop(&mut self) {
-        let handle = self.handle.clone();
-        drop(handle.stop(false));
     }
 }

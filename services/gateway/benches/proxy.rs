@@ -9,25 +9,16 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use actix_web::{App, HttpResponse, HttpServer, web};
+use actix_web::{App, HttpResponse, web};
 
 const BODY: &str = r#"{"payload":"{\"apiVersion\":\"1.5.0\",\"timestamp\":\"2026-11-23T12:00:00Z\",\"fees\":[{\"feeType\":\"standard\",\"miningFee\":{\"satoshis\":500,\"bytes\":1000},\"relayFee\":{\"satoshis\":250,\"bytes\":1000}}]}","signature":"3044022000","publicKey":"02ab","encoding":"UTF-8","mimetype":"application/json"}"#;
 
-async fn upstream() -> String {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let server = HttpServer::new(|| {
+fn upstream() -> test_support::RunningServer {
+    test_support::serve(1, || {
         App::new().default_service(web::to(|| async {
             HttpResponse::Ok().content_type("application/json").body(BODY)
         }))
     })
-    .workers(1)
-    .disable_signals()
-    .listen(listener)
-    .unwrap()
-    .run();
-    tokio::spawn(server);
-    url
 }
 
 struct Figures {
@@ -73,7 +64,8 @@ async fn load(url: &str, concurrency: usize, duration: Duration) -> Figures {
 fn main() {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     rt.block_on(async {
-        let upstream_url = upstream().await;
+        let upstream = upstream();
+        let upstream_url = upstream.url.clone();
         let db = test_support::TestDatabase::create().await;
         let env: HashMap<&str, String> = HashMap::from([
             ("DATABASE_URL", db.url().to_owned()),

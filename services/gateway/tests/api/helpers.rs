@@ -213,12 +213,12 @@ pub type Handshakes = std::sync::Arc<std::sync::Mutex<Vec<Vec<(String, String)>>
 pub struct WsUpstream {
     pub url: String,
     pub handshakes: Handshakes,
-    _handle: actix_web::dev::ServerHandle,
+    _server: test_support::RunningServer,
 }
 
 impl WsUpstream {
     pub async fn start() -> Self {
-        use actix_web::{App, HttpRequest, HttpServer, web};
+        use actix_web::{App, HttpRequest, web};
         type Seen = Handshakes;
         async fn ws(
             req: HttpRequest,
@@ -252,16 +252,8 @@ impl WsUpstream {
         }
         let seen: Seen = Default::default();
         let data = web::Data::new(seen.clone());
-        let listener = test_support::local_listener();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        let server = HttpServer::new(move || App::new().app_data(data.clone()).default_service(web::to(ws)))
-            .workers(1)
-            .disable_signals()
-            .listen(listener)
-            .unwrap()
-            .run();
-        let handle = server.handle();
-        tokio::spawn(server);
-        Self { url, handshakes: seen, _handle: handle }
+        let server =
+            test_support::serve(1, move || App::new().app_data(data.clone()).default_service(web::to(ws)));
+        Self { url: server.url.clone(), handshakes: seen, _server: server }
     }
 }
