@@ -1,0 +1,169 @@
+#![doc = include_str!("../README.md")]
+
+pub mod nodes;
+pub mod public;
+pub mod quotes;
+mod schema;
+pub mod settings;
+
+use std::net::TcpListener;
+
+use actix_web::{HttpServer, web};
+use bsv_primitives::PrivateKey;
+use db_kit::{Db, embed_migrations};
+use diesel_migrations::EmbeddedMigrations;
+use secrecy::ExposeSecret;
+use service_kit::{InternalCredential, Kit, Metrics, Readiness, base_app};
+
+use crate::settings::MapiSettings;
+
+/// mAPI's migrations (schema `mapi`).
+pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
+
+/// The schema mAPI owns.
+pub const SCHEMA: &str = "mapi";
+
+/// What every handler shares.
+#[derive(Debug)]
+pub struct AppState {
+    /// The `mapi` schema.
+    pub db: Db,
+    /// Settings.
+    pub settings: MapiSettings,
+    /// The signing key.
+    pub key: PrivateKey,
+    /// Its compressed public key, hex: the `minerId`.
+    pub miner_id: String,
+    /// RPC clients per node.
+    pub node_clients: nodes::NodeClients,
+}
+
+/// Why mAPI could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// Settings are invalid.
+    #[error(transparent)]
+    Settings(#[from] service_kit::SettingsError),
+    /// The database could not be prepared.
+    #[error(transparent)]
+    Db(#[from] db_kit::DbError),
+    /// Metrics could not be registered.
+    #[error("metrics: {0}")]
+    Metrics(#[from] service_kit::metrics::MetricsError),
+    /// The listener failed.
+    #[error("listener: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// A built, not yet running, mAPI.
+pub struct Application {
+    server: actix_web::dev::Server,
+    port: u16,
+}
+
+impl std::fmt::Debug for Application {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Application").field("port", &self.port).finish_non_exhaustive()
+    }
+}
+
+impl Application {
+    /// Migrates the database and binds `listener` (port 0 in tests).
+    pub async fn build(settings: MapiSettings, listener: TcpListener) -> Result<Self, StartError> {
+        let wif = settings.wif_private_key.as_ref().map(|w| w.expose_secret().to_owned()).unwrap_or_default();
+        let key = PrivateKey::from_wif(&wif).map_err(|_| {
+            service_kit::SettingsError::invalid(
+                <MapiSettings as service_kit::ServiceSettings>::ENV,
+                "wif_private_key",
+                "is not a valid WIF private key",
+            )
+        })?;
+        let db = Db::new(settings.common.db_settings(SCHEMA)?)?;
+        db.migrate(MIGRATIONS).await?;
+        let kit = Kit {
+            metrics: Metrics::new("mapi")?,
+            readiness: Readiness::new().with_db(db.clone()),
+            credential: InternalCredential::new(settings.common.internal_token.clone()),
+        };
+        let grace = settings.common.shutdown_grace_secs;
+        let miner_id = key.public_key().to_hex();
+        let state = web::Data::new(AppState {
+            db,
+            settings,
+            key,
+            miner_id,
+            node_clients: nodes::NodeClients::default(),
+        });
+        let port = listener.local_addr()?.port();
+        let server = HttpServer::new(move || {
+            base_app(kit.clone())
+                .app_data(state.clone())
+                .route("/mapi/feeQuote", web::get().to(public::fee_quote))
+                .route("/mapi/policyQuote", web::get().to(public::policy_quote))
+                .configure(admin_routes)
+        })
+        .shutdown_timeout(grace)
+        .listen(listener)?
+        .run();
+        Ok(Self { server, port })
+    }
+
+    /// The bound port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Serves until a shutdown signal.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}
+
+/// The admin API; `FeeQuote` is the reference's older name of `PolicyQuote`.
+fn admin_routes(cfg: &mut web::ServiceConfig) {
+    for base in ["/api/v1/PolicyQuote", "/api/v1/FeeQuote"] {
+        cfg.service(
+            web::resource(base)
+                .route(web::post().to(quotes::create))
+                .route(web::get().to(quotes::list))
+                .route(web::put().to(quotes::not_allowed))
+                .route(web::delete().to(quotes::not_allowed)),
+        );
+        cfg.service(
+            web::resource(format!("{base}/{{id}}"))
+                .route(web::get().to(quotes::get))
+                .route(web::put().to(quotes::not_allowed))
+                .route(web::delete().to(quotes::not_allowed)),
+        );
+    }
+    cfg.service(
+        web::resource("/api/v1/Node").route(web::post().to(nodes::create)).route(web::get().to(nodes::list)),
+    );
+    cfg.service(
+        web::resource("/api/v1/Node/{id}")
+            .route(web::get().to(nodes::get))
+            .route(web::put().to(nodes::update))
+            .route(web::delete().to(nodes::delete)),
+    );
+}
+
+/// Entry point of the binary: `mapi` serves, `mapi migrate` only migrates.
+pub async fn main_entry() -> Result<(), Box<dyn std::error::Error>> {
+    let settings: MapiSettings = service_kit::settings::load()?;
+    let _telemetry = service_kit::telemetry::init(
+        "mapi",
+        settings.common.log_format,
+        settings.common.otlp_endpoint.as_deref(),
+    )?;
+    if std::env::args().nth(1).as_deref() == Some("migrate") {
+        let db = Db::new(settings.common.db_settings(SCHEMA)?)?;
+        let ran = db.migrate(MIGRATIONS).await?;
+        tracing::info!(migrations.ran = ran, "migrated");
+        return Ok(());
+    }
+    let listener = service_kit::server::bind(settings.common.listen_addr)?;
+    let app = Application::build(settings, listener).await?;
+    tracing::info!(port = app.port(), "mapi listening");
+    app.run_until_stopped().await?;
+    Ok(())
+}

@@ -1,0 +1,98 @@
+//! mAPI settings, with the reference's environment variable names.
+//!
+//! | key | env | default |
+//! |---|---|---|
+//! | `wif_private_key` | `WIF_PRIVATEKEY` | required: the key envelopes are signed with (its public key is the `minerId`) |
+//! | `quote_expiry_minutes` | `QUOTE_EXPIRY_MINUTES` | 10 |
+//! | `callback_ip_addresses` | `CALLBACK_IP_ADDRESSES` | unset (comma-separated IPv4/IPv6[:port] list shown in quotes) |
+//! | `check_fee_disabled` | `CHECK_FEE_DISABLED` | false |
+//! | `resubmit_known_transactions` | `RESUBMIT_KNOWN_TRANSACTIONS` | false |
+//! | `allowed_txout_fields` | `ALLOWED_TXOUT_FIELDS` | `scriptPubKeyLen,value,isStandard,confirmations` |
+//! | `node_rpc_timeout_ms` | `NODE_RPC_TIMEOUT_MS` | 60000 |
+//!
+//! plus the common settings of `service_kit::settings` (`DATABASE_URL`, `INTERNAL_TOKEN`, ...).
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use service_kit::settings::{CommonSettings, EnvVar, ServiceSettings, SettingsError, env};
+
+/// mAPI's settings.
+#[derive(Debug, Clone, Deserialize)]
+pub struct MapiSettings {
+    /// Shared settings.
+    pub common: CommonSettings,
+    /// The signing key, WIF.
+    #[serde(default)]
+    pub wif_private_key: Option<SecretString>,
+    /// Minutes a quote stays valid.
+    pub quote_expiry_minutes: u32,
+    /// Where callbacks come from, as shown in quotes.
+    #[serde(default)]
+    pub callback_ip_addresses: Option<String>,
+    /// Accept any fee.
+    pub check_fee_disabled: bool,
+    /// Send already known transactions to the nodes again.
+    pub resubmit_known_transactions: bool,
+    /// Fields `POST /mapi/txouts` may return.
+    pub allowed_txout_fields: String,
+    /// Timeout of node RPC calls.
+    pub node_rpc_timeout_ms: u64,
+}
+
+impl MapiSettings {
+    /// The callback IPs, trimmed, empty entries dropped.
+    pub fn callback_ips(&self) -> Vec<String> {
+        self.callback_ip_addresses
+            .as_deref()
+            .unwrap_or_default()
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect()
+    }
+}
+
+impl ServiceSettings for MapiSettings {
+    const DEFAULTS: &'static str = r#"
+quote_expiry_minutes = 10
+check_fee_disabled = false
+resubmit_known_transactions = false
+allowed_txout_fields = "scriptPubKeyLen,value,isStandard,confirmations"
+node_rpc_timeout_ms = 60000
+"#;
+    const ENV: &'static [EnvVar] = &[
+        env("WIF_PRIVATEKEY", "wif_private_key"),
+        env("QUOTE_EXPIRY_MINUTES", "quote_expiry_minutes"),
+        env("CALLBACK_IP_ADDRESSES", "callback_ip_addresses"),
+        env("CHECK_FEE_DISABLED", "check_fee_disabled"),
+        env("RESUBMIT_KNOWN_TRANSACTIONS", "resubmit_known_transactions"),
+        env("ALLOWED_TXOUT_FIELDS", "allowed_txout_fields"),
+        env("NODE_RPC_TIMEOUT_MS", "node_rpc_timeout_ms"),
+    ];
+
+    fn validate(&self) -> Result<(), SettingsError> {
+        self.common.validate()?;
+        if self.common.database_url.is_none() {
+            return Err(SettingsError::invalid(
+                service_kit::settings::COMMON_ENV,
+                "common.database_url",
+                "is required",
+            ));
+        }
+        let wif = self
+            .wif_private_key
+            .as_ref()
+            .ok_or_else(|| SettingsError::invalid(Self::ENV, "wif_private_key", "is required"))?;
+        bsv_primitives::PrivateKey::from_wif(wif.expose_secret()).map_err(|_| {
+            SettingsError::invalid(Self::ENV, "wif_private_key", "is not a valid WIF private key")
+        })?;
+        if self.quote_expiry_minutes == 0 {
+            return Err(SettingsError::invalid(Self::ENV, "quote_expiry_minutes", "must be positive"));
+        }
+        if self.node_rpc_timeout_ms == 0 {
+            return Err(SettingsError::invalid(Self::ENV, "node_rpc_timeout_ms", "must be positive"));
+        }
+        Ok(())
+    }
+}

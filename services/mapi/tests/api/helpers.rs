@@ -1,0 +1,91 @@
+//! `spawn_app`: the real mapi on port 0 with a fresh database; requests as the gateway sends them.
+
+use std::collections::HashMap;
+
+use mapi::Application;
+use mapi::settings::MapiSettings;
+use serde_json::{Value, json};
+use test_support::{BitcoindNode, TestDatabase};
+
+/// The internal credential of the test deployment.
+pub const INTERNAL_TOKEN: &str = "mapi-test-internal-token";
+
+/// The miner's key (regtest WIF of secret 0x11…11) and its compressed public key.
+pub const WIF: &str = "cN9spWsvaxA8taS7DFMxnk1yJD2gaF2PX1npuTpy3vuZFJdwavaw";
+
+pub struct TestApp {
+    pub url: String,
+    pub http: reqwest::Client,
+    pub _db: TestDatabase,
+}
+
+/// Who the gateway says is calling.
+#[derive(Clone, Copy)]
+pub enum As<'a> {
+    Anonymous,
+    Admin,
+    Identity(&'a str, &'a str),
+    /// Identity headers without the internal credential: must be ignored.
+    Forged(&'a str, &'a str),
+}
+
+pub async fn spawn_app() -> TestApp {
+    let db = TestDatabase::create().await;
+    let env: HashMap<&str, String> = HashMap::from([
+        ("DATABASE_URL", db.url().to_owned()),
+        ("INTERNAL_TOKEN", INTERNAL_TOKEN.to_owned()),
+        ("WIF_PRIVATEKEY", WIF.to_owned()),
+        ("CALLBACK_IP_ADDRESSES", "10.0.0.1, [::1]:8443".to_owned()),
+    ]);
+    let settings: MapiSettings =
+        service_kit::settings::load_from(None, |k| env.get(k).cloned()).expect("settings");
+    let app = Application::build(settings, test_support::local_listener()).await.expect("build");
+    let url = format!("http://127.0.0.1:{}", app.port());
+    tokio::spawn(app.run_until_stopped());
+    TestApp { url, http: reqwest::Client::new(), _db: db }
+}
+
+impl TestApp {
+    pub fn request(&self, method: reqwest::Method, path: &str, who: As<'_>) -> reqwest::RequestBuilder {
+        let req = self.http.request(method, format!("{}{path}", self.url));
+        match who {
+            As::Anonymous => req.header("x-internal-token", INTERNAL_TOKEN),
+            As::Admin => req.header("x-internal-token", INTERNAL_TOKEN).header("x-caller-admin", "true"),
+            As::Identity(i, p) => req
+                .header("x-internal-token", INTERNAL_TOKEN)
+                .header("x-caller-identity", i)
+                .header("x-caller-identity-provider", p),
+            As::Forged(i, p) => req
+                .header("x-caller-identity", i)
+                .header("x-caller-identity-provider", p)
+                .header("x-caller-admin", "true"),
+        }
+    }
+
+    pub async fn get(&self, path: &str, who: As<'_>) -> reqwest::Response {
+        self.request(reqwest::Method::GET, path, who).send().await.unwrap()
+    }
+
+    pub async fn post(&self, path: &str, who: As<'_>, body: &Value) -> reqwest::Response {
+        self.request(reqwest::Method::POST, path, who).json(body).send().await.unwrap()
+    }
+
+    /// Adds a node through the admin API.
+    pub async fn add_node(&self, node: &BitcoindNode) -> reqwest::Response {
+        self.post(
+            "/api/v1/Node",
+            As::Admin,
+            &json!({"id": format!("127.0.0.1:{}", node.rpc_port), "username": node.rpc_user, "password": node.rpc_password, "remarks": "regtest"}),
+        )
+        .await
+    }
+}
+
+/// Fees of a quote with one rate for everything.
+pub fn fees(satoshis: u64, bytes: u64) -> Value {
+    let rate = json!({"satoshis": satoshis, "bytes": bytes});
+    json!([
+        {"feeType": "standard", "miningFee": rate, "relayFee": rate},
+        {"feeType": "data", "miningFee": rate, "relayFee": rate}
+    ])
+}

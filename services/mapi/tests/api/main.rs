@@ -1,0 +1,7 @@
+//! Black-box tests of mapi over real HTTP, with a real PostgreSQL database and a real regtest node.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod admin;
+mod helpers;
+mod quotes;
+mod through_gateway;
