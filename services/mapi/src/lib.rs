@@ -1,10 +1,14 @@
 #![doc = include_str!("../README.md")]
 
+pub mod fees;
 pub mod nodes;
 pub mod public;
 pub mod quotes;
 mod schema;
 pub mod settings;
+pub mod submit;
+pub mod submit_http;
+pub mod txstore;
 
 use std::net::TcpListener;
 
@@ -19,6 +23,9 @@ use crate::settings::MapiSettings;
 
 /// mAPI's migrations (schema `mapi`).
 pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
+
+/// Largest submission body (the gateway enforces its own, configurable, limit in front).
+pub const MAX_SUBMIT_BYTES: usize = 100 * 1024 * 1024;
 
 /// The schema mAPI owns.
 pub const SCHEMA: &str = "mapi";
@@ -100,6 +107,16 @@ impl Application {
                 .app_data(state.clone())
                 .route("/mapi/feeQuote", web::get().to(public::fee_quote))
                 .route("/mapi/policyQuote", web::get().to(public::policy_quote))
+                .service(
+                    web::resource("/mapi/tx")
+                        .app_data(web::PayloadConfig::new(MAX_SUBMIT_BYTES))
+                        .route(web::post().to(submit_http::submit_tx)),
+                )
+                .service(
+                    web::resource("/mapi/txs")
+                        .app_data(web::PayloadConfig::new(MAX_SUBMIT_BYTES))
+                        .route(web::post().to(submit_http::submit_txs)),
+                )
                 .configure(admin_routes)
         })
         .shutdown_timeout(grace)

@@ -4,4 +4,5 @@
 mod admin;
 mod helpers;
 mod quotes;
+mod submit;
 mod through_gateway;

@@ -1,0 +1,1 @@
+DROP TABLE tx_inputs; DROP TABLE txs;

@@ -1,0 +1,590 @@
+//! Transaction submission (`POST /mapi/tx`, `POST /mapi/txs`): validation with the reference's
+//! messages, the fee check against the caller's valid quotes, storage *before* sending, one
+//! `sendrawtransactions` to every node concurrently, and the reference's merge of their answers.
+
+use std::collections::{HashMap, HashSet};
+
+use bsv_primitives::{OutPoint, Transaction, Txid, sha256d};
+use node_client::RpcError;
+use node_client::rpc_types::{RejectedTx, SendRawTransactionsResult, SendRawTx, TxOutRef};
+use service_kit::internal::TrustedCaller;
+use service_kit::{ApiError, ErrorKind};
+use time::OffsetDateTime;
+use wire_model::mapi::{ConflictedTx, ReturnResult, TxResult};
+use wire_model::{CallbackEncryption, CallbackUrl};
+
+use crate::fees::{self, FeeVerdict};
+use crate::quotes::{self, Quote};
+use crate::txstore::{self, NewTx, STATUS_NODE_REJECTED};
+use crate::{AppState, nodes};
+
+/// Options a client can attach to a transaction.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SubmitOptions {
+    /// Where callbacks go.
+    pub callback_url: Option<String>,
+    /// Token for the receiver.
+    pub callback_token: Option<String>,
+    /// `libsodium sealed_box <key>`.
+    pub callback_encryption: Option<String>,
+    /// Merkle proof callback wanted.
+    pub merkle_proof: bool,
+    /// Proof format.
+    pub merkle_format: Option<String>,
+    /// Double-spend callbacks wanted.
+    pub ds_check: bool,
+}
+
+/// One transaction of a request: its hex (JSON) or bytes (binary), and its options.
+#[derive(Debug, Clone)]
+pub struct SubmitItem {
+    /// The raw transaction as hex, `None` when missing.
+    pub raw_hex: Option<String>,
+    /// The raw transaction's bytes when the body was binary.
+    pub raw_bytes: Option<Vec<u8>>,
+    /// Options.
+    pub options: SubmitOptions,
+}
+
+/// The outcome of a batch.
+#[derive(Debug)]
+pub struct BatchOutcome {
+    /// Results in the reference's order.
+    pub results: Vec<TxResult>,
+    /// Failures among them.
+    pub failure_count: u32,
+}
+
+const MISSING_DSNT: &str = "Missing DSNT output.";
+
+fn failure(txid: Option<Txid>, description: impl Into<String>, retryable: bool) -> TxResult {
+    TxResult {
+        txid,
+        return_result: ReturnResult::Failure,
+        result_description: description.into(),
+        warnings: None,
+        failure_retryable: retryable,
+        conflicted_with: None,
+    }
+}
+
+fn success(txid: Txid, description: &str, warnings: Vec<String>) -> TxResult {
+    TxResult {
+        txid: Some(txid),
+        return_result: ReturnResult::Success,
+        result_description: description.to_owned(),
+        warnings: Some(warnings),
+        failure_retryable: false,
+        conflicted_with: None,
+    }
+}
+
+/// Checks callback options; the messages are the reference's, joined with ",".
+fn validate_options(o: &SubmitOptions) -> Result<(), String> {
+    let mut problems = Vec::new();
+    let url = o.callback_url.as_deref().filter(|u| !u.trim().is_empty());
+    if url.is_none() && (o.merkle_proof || o.ds_check) {
+        problems.push("CallbackUrl is required when MerkleProof or DsCheck is not false".to_owned());
+    }
+    if let Some(u) = url
+        && let Err(e) = CallbackUrl::parse(u)
+    {
+        problems.push(e.0);
+    }
+    if let Some(t) = &o.callback_token
+        && t.len() > 256
+    {
+        problems.push("CallbackToken is longer than 256 characters".to_owned());
+    }
+    if let Some(enc) = o.callback_encryption.as_deref().filter(|e| !e.is_empty())
+        && let Err(e) = CallbackEncryption::parse(enc)
+    {
+        problems.push(e.0);
+    }
+    if problems.is_empty() { Ok(()) } else { Err(problems.join(",")) }
+}
+
+/// True when an output is a DSNT output (`OP_FALSE OP_RETURN PUSH4 "dsnt"`).
+fn has_dsnt_output(tx: &Transaction) -> bool {
+    tx.as_chain_gang()
+        .outputs
+        .iter()
+        .any(|o| o.lock_script.0.starts_with(&[0x00, 0x6a, 0x04, b'd', b's', b'n', b't']))
+}
+
+/// A transaction that passed every check and goes to the nodes.
+struct ToSend {
+    index: usize,
+    txid: Txid,
+    raw: Vec<u8>,
+    verdict: FeeVerdict,
+    quote_id: Option<i64>,
+    policies: Option<serde_json::Map<String, serde_json::Value>>,
+    warnings: Vec<String>,
+    options: SubmitOptions,
+}
+
+/// How one node answered for one transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum NodeVerdict {
+    Accepted,
+    Known,
+    Evicted,
+    Retryable(String, Vec<ConflictedTx>),
+    Invalid(String, Vec<ConflictedTx>),
+}
+
+impl NodeVerdict {
+    /// The reference's merge order across nodes, best first: accepted, known, evicted,
+    /// retryable, invalid. The best answer of any node wins.
+    fn rank(&self) -> u8 {
+        match self {
+            NodeVerdict::Accepted => 0,
+            NodeVerdict::Known => 1,
+            NodeVerdict::Evicted => 2,
+            NodeVerdict::Retryable(..) => 3,
+            NodeVerdict::Invalid(..) => 4,
+        }
+    }
+}
+
+const RETRYABLE_PREFIXES: [&str; 5] = [
+    "64 too-long-mempool-chain",
+    "66 mempool min fee not met",
+    "66 mempool full",
+    "259 non-final-pool-full",
+    "evicted",
+];
+
+fn verdict_of(rejected: &RejectedTx) -> NodeVerdict {
+    if rejected.reject_code == 257 {
+        return NodeVerdict::Known;
+    }
+    let description = format!("{} {}", rejected.reject_code, rejected.reject_reason).trim().to_owned();
+    let conflicted: Vec<ConflictedTx> = rejected
+        .collided_with
+        .iter()
+        .map(|c| ConflictedTx { txid: c.txid, size: c.size, hex: c.hex.clone() })
+        .collect();
+    if RETRYABLE_PREFIXES.iter().any(|p| description.starts_with(p)) {
+        NodeVerdict::Retryable(
+            format!("Mempool error, retry again later. (details: {description})"),
+            conflicted,
+        )
+    } else {
+        NodeVerdict::Invalid(description, conflicted)
+    }
+}
+
+fn node_verdicts(answer: &SendRawTransactionsResult) -> HashMap<Txid, NodeVerdict> {
+    let mut out = HashMap::new();
+    for t in &answer.known {
+        out.insert(*t, NodeVerdict::Known);
+    }
+    for t in &answer.evicted {
+        out.insert(*t, NodeVerdict::Evicted);
+    }
+    for r in &answer.invalid {
+        out.insert(r.txid, verdict_of(r));
+    }
+    out
+}
+
+/// Submits a batch for `caller`.
+pub async fn submit(
+    state: &AppState,
+    caller: &TrustedCaller,
+    items: Vec<SubmitItem>,
+) -> Result<BatchOutcome, ApiError> {
+    let now = OffsetDateTime::now_utc();
+    let identity = caller.identity.as_ref().map(|(i, p)| (i.as_str(), p.as_str()));
+    let all_quotes = quotes::for_identity(&state.db, identity).await?;
+    let expiry = time::Duration::minutes(i64::from(state.settings.quote_expiry_minutes));
+    let valid_quotes: Vec<&Quote> = quotes::valid(&all_quotes, now, expiry);
+    if valid_quotes.is_empty() && !state.settings.check_fee_disabled {
+        return Err(ApiError::new(ErrorKind::Internal, "No fee quotes available"));
+    }
+    let nodes = nodes::clients(state).await?;
+
+    // 1. Checks that need neither the database nor a node.
+    let mut pre: Vec<(usize, TxResult)> = Vec::new();
+    let mut parsed: Vec<(usize, Txid, Vec<u8>, SubmitOptions)> = Vec::new();
+    let mut seen = HashSet::new();
+    for (index, item) in items.into_iter().enumerate() {
+        let raw = match (&item.raw_bytes, &item.raw_hex) {
+            (Some(b), _) => b.clone(),
+            (None, Some(h)) if !h.trim().is_empty() => match hex::decode(h.trim()) {
+                Ok(b) => b,
+                Err(_) => {
+                    pre.push((index, failure(None, "Invalid characters in rawTx", false)));
+                    continue;
+                }
+            },
+            _ => {
+                pre.push((index, failure(None, "RawTx is required", false)));
+                continue;
+            }
+        };
+        let txid = Txid::from_internal(sha256d(&raw));
+        if let Some(f) = item.options.merkle_format.as_deref().filter(|f| !f.is_empty() && *f != "TSC") {
+            pre.push((
+                index,
+                failure(Some(txid), format!("Invalid merkle format {f}. Supported formats: TSC."), false),
+            ));
+            continue;
+        }
+        if !seen.insert(txid) {
+            pre.push((
+                index,
+                failure(Some(txid), "Transaction with this id occurs more than once within request", false),
+            ));
+            continue;
+        }
+        if let Err(problems) = validate_options(&item.options) {
+            pre.push((index, failure(Some(txid), problems, false)));
+            continue;
+        }
+        parsed.push((index, txid, raw, item.options));
+    }
+
+    // 2. Already stored?
+    let stored = txstore::existing(&state.db, &parsed.iter().map(|p| p.1).collect::<Vec<_>>()).await?;
+    let mut candidates: Vec<(usize, Txid, Transaction, SubmitOptions)> = Vec::new();
+    for (index, txid, raw, options) in parsed {
+        if let Some(s) = stored.get(&txid).filter(|s| s.tx_status != STATUS_NODE_REJECTED) {
+            let same_params = s.callback_url.as_deref() == options.callback_url.as_deref()
+                && s.merkle_proof == options.merkle_proof
+                && s.ds_check == options.ds_check;
+            let same_owner = s.identity.as_deref() == identity.map(|i| i.0)
+                && s.identity_provider.as_deref() == identity.map(|i| i.1);
+            if !same_params || (s.tx_status != 0 && !same_owner) {
+                pre.push((
+                    index,
+                    failure(Some(txid), "Transaction already submitted with different parameters.", false),
+                ));
+                continue;
+            }
+            if s.tx_status >= 0 && !state.settings.resubmit_known_transactions {
+                let warnings = if options.ds_check { dsnt_warning_of_raw(&raw) } else { Vec::new() };
+                pre.push((index, success(txid, "Already known", warnings)));
+                continue;
+            }
+        }
+        match Transaction::parse(&raw) {
+            Ok(tx) if tx.is_coinbase() => pre.push((
+                index,
+                failure(Some(txid), "Invalid transaction - coinbase transactions are not accepted", false),
+            )),
+            Ok(tx) => candidates.push((index, txid, tx, options)),
+            Err(_) => pre.push((index, failure(Some(txid), "Can not parse transaction", false))),
+        }
+    }
+
+    // 3. Prevouts: parents in the same batch are used directly; the rest with one gettxouts.
+    let in_batch: HashMap<Txid, Vec<i64>> =
+        candidates.iter().map(|c| (c.1, c.2.output_values().collect())).collect();
+    let mut wanted: Vec<TxOutRef> = Vec::new();
+    for (_, _, tx, _) in &candidates {
+        for op in tx.spent_outpoints() {
+            if !in_batch.contains_key(&op.txid) {
+                wanted.push(TxOutRef { txid: op.txid, n: op.vout });
+            }
+        }
+    }
+    wanted.sort_by_key(|r| (r.txid, r.n));
+    wanted.dedup();
+    let prevouts = fetch_prevouts(&nodes, &wanted).await;
+
+    // 4. Per transaction: inputs, fees, warnings.
+    let mut to_send: Vec<ToSend> = Vec::new();
+    for (index, txid, tx, options) in candidates {
+        let prevouts = match &prevouts {
+            Ok(p) => p,
+            Err(()) => {
+                pre.push((index, failure(Some(txid), "Error fetching inputs", true)));
+                continue;
+            }
+        };
+        let mut input_sum: i64 = 0;
+        let mut missing = false;
+        let mut already_in_mempool = false;
+        let mut conflicted: Vec<ConflictedTx> = Vec::new();
+        for op in tx.spent_outpoints() {
+            if let Some(parent) = in_batch.get(&op.txid) {
+                match parent.get(op.vout as usize) {
+                    Some(v) => input_sum = input_sum.saturating_add(*v),
+                    None => missing = true,
+                }
+                continue;
+            }
+            match prevouts.get(&op) {
+                Some(info) if info.error.is_none() => {
+                    input_sum = input_sum.saturating_add(info.satoshis().unwrap_or(0))
+                }
+                Some(info) => {
+                    missing = true;
+                    if let Some(c) = &info.collided_with {
+                        if c.txid == txid {
+                            already_in_mempool = true;
+                        } else if !conflicted.iter().any(|x| x.txid == c.txid) {
+                            conflicted.push(ConflictedTx { txid: c.txid, size: c.size, hex: c.hex.clone() });
+                        }
+                    }
+                }
+                None => missing = true,
+            }
+        }
+        if missing && !already_in_mempool {
+            if is_mined(&nodes, &txid).await {
+                pre.push((index, success(txid, "Transaction already mined into block", Vec::new())));
+                continue;
+            }
+            let mut result = failure(Some(txid), "Missing inputs", false);
+            result.conflicted_with = (!conflicted.is_empty()).then_some(conflicted);
+            pre.push((index, result));
+            continue;
+        }
+        if tx.output_values().any(|v| v < 0) {
+            pre.push((index, failure(Some(txid), "Negative inputs are not allowed", false)));
+            continue;
+        }
+        let paid = input_sum.saturating_sub(tx.output_values().fold(0i64, |a, v| a.saturating_add(v)));
+        let (verdict, quote) = if state.settings.check_fee_disabled || already_in_mempool {
+            (FeeVerdict { ok_to_mine: true, ok_to_relay: true }, valid_quotes.first().copied())
+        } else {
+            match fees::best(&valid_quotes, paid, tx.fee_bytes()) {
+                Some((q, v)) if v.score() > 0 => (v, Some(q)),
+                _ => {
+                    pre.push((index, failure(Some(txid), "Not enough fees", false)));
+                    continue;
+                }
+            }
+        };
+        let warnings = if options.ds_check && !has_dsnt_output(&tx) {
+            vec![MISSING_DSNT.to_owned()]
+        } else {
+            Vec::new()
+        };
+        to_send.push(ToSend {
+            index,
+            txid,
+            raw: tx.to_bytes(),
+            verdict,
+            quote_id: quote.map(|q| q.id),
+            policies: quote.and_then(Quote::policies_object),
+            warnings,
+            options,
+        });
+    }
+
+    // 5. Store before sending: nothing a client is told was accepted can be lost.
+    let rows: Vec<NewTx> = to_send
+        .iter()
+        .map(|s| NewTx {
+            txid: s.txid.internal().to_vec(),
+            payload: Some(s.raw.clone()),
+            callback_url: s.options.callback_url.clone().filter(|u| !u.is_empty()),
+            callback_token: s.options.callback_token.clone(),
+            callback_encryption: s.options.callback_encryption.clone().filter(|e| !e.is_empty()),
+            merkle_proof: s.options.merkle_proof,
+            merkle_format: s.options.merkle_format.clone(),
+            ds_check: s.options.ds_check,
+            tx_status: txstore::STATUS_SENT_TO_NODE,
+            policy_quote_id: s.quote_id,
+            ok_to_mine: s.verdict.ok_to_mine,
+            set_policy_quote: s.policies.is_some(),
+            identity: identity.map(|i| i.0.to_owned()),
+            identity_provider: identity.map(|i| i.1.to_owned()),
+        })
+        .collect();
+    txstore::insert_sending(&state.db, &rows).await?;
+
+    // 6. One call per node, all nodes at once; merge per transaction, best answer wins.
+    let mut node_results: Vec<(usize, TxResult)> = Vec::new();
+    if !to_send.is_empty() {
+        let batch: Vec<SendRawTx> = to_send
+            .iter()
+            .map(|s| SendRawTx {
+                hex: hex::encode(&s.raw),
+                allowhighfees: false,
+                dontcheckfee: s.verdict.ok_to_mine,
+                listunconfirmedancestors: false,
+                config: s.policies.clone(),
+            })
+            .collect();
+        let answers =
+            futures_util::future::join_all(nodes.iter().map(|(_, c)| c.send_raw_transactions(&batch))).await;
+        let answered: Vec<&SendRawTransactionsResult> =
+            answers.iter().filter_map(|a| a.as_ref().ok()).collect();
+        if answered.is_empty() {
+            let unreachable = answers.iter().all(|a| matches!(a, Err(e) if e.is_unreachable()));
+            if unreachable {
+                return Err(ApiError::unavailable("Failed to connect to node(s)."));
+            }
+            for a in &answers {
+                if let Err(e) = a {
+                    tracing::warn!(error = %e, "sendrawtransactions failed");
+                }
+            }
+            return Err(ApiError::new(
+                ErrorKind::Internal,
+                "Error while submitting transactions to the node - no response or error returned.",
+            ));
+        }
+        let per_node: Vec<HashMap<Txid, NodeVerdict>> = answered.iter().map(|a| node_verdicts(a)).collect();
+        let mut accepted = Vec::new();
+        let mut rejected = Vec::new();
+        for s in &to_send {
+            let best = per_node
+                .iter()
+                .map(|m| m.get(&s.txid).cloned().unwrap_or(NodeVerdict::Accepted))
+                .min_by_key(NodeVerdict::rank)
+                .unwrap_or(NodeVerdict::Accepted);
+            let result = match best {
+                NodeVerdict::Accepted => {
+                    accepted.push(s.txid);
+                    success(s.txid, "", s.warnings.clone())
+                }
+                NodeVerdict::Known => {
+                    accepted.push(s.txid);
+                    success(s.txid, "Already known", s.warnings.clone())
+                }
+                NodeVerdict::Evicted => {
+                    rejected.push(s.txid);
+                    let mut r =
+                        failure(Some(s.txid), "Mempool error, retry again later. (details: evicted)", true);
+                    r.warnings = Some(s.warnings.clone());
+                    r
+                }
+                NodeVerdict::Retryable(description, conflicted)
+                | NodeVerdict::Invalid(description, conflicted) => {
+                    rejected.push(s.txid);
+                    let retryable = description.starts_with("Mempool error");
+                    let mut r = failure(Some(s.txid), description, retryable);
+                    r.conflicted_with = (!conflicted.is_empty()).then_some(conflicted);
+                    r
+                }
+            };
+            node_results.push((s.index, result));
+        }
+        txstore::mark_accepted(&state.db, &accepted, OffsetDateTime::now_utc()).await?;
+        txstore::mark_rejected(&state.db, &rejected, identity.is_some()).await?;
+    }
+
+    // 7. The reference's order: pre-submit results in request order, then node results
+    //    (invalid, evicted, known, accepted), each in submission order.
+    pre.sort_by_key(|(i, _)| *i);
+    let rank = |r: &TxResult| match (r.return_result, r.result_description.as_str()) {
+        (ReturnResult::Failure, d)
+            if !d.starts_with("Mempool error, retry again later. (details: evicted)") =>
+        {
+            0
+        }
+        (ReturnResult::Failure, _) => 1,
+        (ReturnResult::Success, "Already known") => 2,
+        _ => 3,
+    };
+    node_results.sort_by_key(|(i, r)| (rank(r), *i));
+    let results: Vec<TxResult> = pre.into_iter().chain(node_results).map(|(_, r)| r).collect();
+    let failure_count = results.iter().filter(|r| r.return_result == ReturnResult::Failure).count() as u32;
+    Ok(BatchOutcome { results, failure_count })
+}
+
+fn dsnt_warning_of_raw(raw: &[u8]) -> Vec<String> {
+    match Transaction::parse(raw) {
+        Ok(tx) if !has_dsnt_output(&tx) => vec![MISSING_DSNT.to_owned()],
+        _ => Vec::new(),
+    }
+}
+
+/// One `gettxouts` on the first node that answers.
+async fn fetch_prevouts(
+    nodes: &[(crate::nodes::NodeRow, node_client::RpcClient)],
+    wanted: &[TxOutRef],
+) -> Result<HashMap<OutPoint, node_client::rpc_types::TxOutInfo>, ()> {
+    if wanted.is_empty() {
+        return Ok(HashMap::new());
+    }
+    for (_, client) in nodes {
+        match client
+            .get_tx_outs(wanted, &["scriptPubKeyLen", "value", "isStandard", "confirmations"], true)
+            .await
+        {
+            Ok(answer) if answer.txouts.len() == wanted.len() => {
+                return Ok(wanted
+                    .iter()
+                    .zip(answer.txouts)
+                    .map(|(r, info)| (OutPoint { txid: r.txid, vout: r.n }, info))
+                    .collect());
+            }
+            Ok(_) => tracing::warn!("gettxouts answered a different number of outputs"),
+            Err(e) => tracing::warn!(error = %e, "gettxouts failed"),
+        }
+    }
+    Err(())
+}
+
+/// True when some node has the transaction in a block.
+async fn is_mined(nodes: &[(crate::nodes::NodeRow, node_client::RpcClient)], txid: &Txid) -> bool {
+    for (_, client) in nodes {
+        match client.get_raw_transaction_info(txid).await {
+            Ok(info) if info.blockhash.is_some() => return true,
+            Ok(_) | Err(RpcError::Rpc { .. }) => {}
+            Err(_) => continue,
+        }
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn node_answers_merge_best_first_and_map_to_the_references_strings() {
+        let txid = Txid::from_internal([1; 32]);
+        let rejected = |code, reason: &str| RejectedTx {
+            txid,
+            reject_code: code,
+            reject_reason: reason.into(),
+            collided_with: vec![],
+        };
+        assert_eq!(verdict_of(&rejected(257, "txn-already-known")), NodeVerdict::Known);
+        assert_eq!(
+            verdict_of(&rejected(66, "mempool min fee not met")),
+            NodeVerdict::Retryable(
+                "Mempool error, retry again later. (details: 66 mempool min fee not met)".into(),
+                vec![]
+            )
+        );
+        assert_eq!(
+            verdict_of(&rejected(16, "bad-txns-inputs-missingorspent")),
+            NodeVerdict::Invalid("16 bad-txns-inputs-missingorspent".into(), vec![])
+        );
+        let all = [NodeVerdict::Invalid("x".into(), vec![]), NodeVerdict::Known, NodeVerdict::Evicted];
+        assert_eq!(all.iter().min_by_key(|v| v.rank()), Some(&NodeVerdict::Known));
+        assert!(NodeVerdict::Accepted.rank() < NodeVerdict::Known.rank());
+    }
+
+    #[test]
+    fn callback_options_are_checked_with_the_references_messages() {
+        let o = SubmitOptions { merkle_proof: true, ..Default::default() };
+        assert_eq!(
+            validate_options(&o).unwrap_err(),
+            "CallbackUrl is required when MerkleProof or DsCheck is not false"
+        );
+        let o = SubmitOptions { callback_url: Some("ftp://x".into()), ..Default::default() };
+        assert!(validate_options(&o).unwrap_err().contains("invalid scheme"));
+        let o = SubmitOptions {
+            callback_url: Some("https://cb.example/x".into()),
+            ds_check: true,
+            ..Default::default()
+        };
+        assert!(validate_options(&o).is_ok());
+        let o = SubmitOptions { callback_encryption: Some("rsa x".into()), ..Default::default() };
+        assert_eq!(
+            validate_options(&o).unwrap_err(),
+            "CallbackEncryption contains unsupported encryption type"
+        );
+    }
+}

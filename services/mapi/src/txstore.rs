@@ -1,0 +1,153 @@
+//! Storage of submitted transactions: what is known, rows written before sending, statuses after.
+
+use std::collections::HashMap;
+
+use bsv_primitives::Txid;
+use db_kit::{Db, DbError};
+use diesel::prelude::*;
+use diesel::upsert::excluded;
+use diesel_async::RunQueryDsl;
+use time::OffsetDateTime;
+
+use crate::schema::txs;
+
+/// Rejected by the node (authenticated callers only).
+pub const STATUS_NODE_REJECTED: i16 = -2;
+/// Stored, being sent.
+pub const STATUS_SENT_TO_NODE: i16 = -1;
+/// Accepted by a node.
+pub const STATUS_ACCEPTED: i16 = 1;
+
+/// What is stored of a transaction that matters for a repeated submission.
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable)]
+#[diesel(table_name = txs)]
+pub struct StoredTx {
+    /// Internal id.
+    pub tx_internal_id: i64,
+    /// Txid, internal byte order.
+    pub txid: Vec<u8>,
+    /// Status.
+    pub tx_status: i16,
+    /// Callback URL given at submission.
+    pub callback_url: Option<String>,
+    /// Merkle proof callback wanted.
+    pub merkle_proof: bool,
+    /// Double-spend callbacks wanted.
+    pub ds_check: bool,
+    /// Fee check passed for mining.
+    pub ok_to_mine: bool,
+    /// Submitter identity.
+    pub identity: Option<String>,
+    /// Its provider.
+    pub identity_provider: Option<String>,
+}
+
+/// A row to write before sending.
+#[derive(Debug, Clone, Insertable)]
+#[diesel(table_name = txs)]
+pub struct NewTx {
+    /// Txid, internal byte order.
+    pub txid: Vec<u8>,
+    /// Raw transaction.
+    pub payload: Option<Vec<u8>>,
+    /// Callback URL.
+    pub callback_url: Option<String>,
+    /// Callback token.
+    pub callback_token: Option<String>,
+    /// Callback encryption.
+    pub callback_encryption: Option<String>,
+    /// Merkle proof callback wanted.
+    pub merkle_proof: bool,
+    /// Proof format.
+    pub merkle_format: Option<String>,
+    /// Double-spend callbacks wanted.
+    pub ds_check: bool,
+    /// Status ([`STATUS_SENT_TO_NODE`]).
+    pub tx_status: i16,
+    /// The quote the fee was checked against.
+    pub policy_quote_id: Option<i64>,
+    /// Fee check passed for mining.
+    pub ok_to_mine: bool,
+    /// Whether the quote's policies were sent with it.
+    pub set_policy_quote: bool,
+    /// Submitter identity.
+    pub identity: Option<String>,
+    /// Its provider.
+    pub identity_provider: Option<String>,
+}
+
+/// The stored transactions among `txids`.
+pub async fn existing(db: &Db, txids: &[Txid]) -> Result<HashMap<Txid, StoredTx>, DbError> {
+    if txids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let keys: Vec<Vec<u8>> = txids.iter().map(|t| t.internal().to_vec()).collect();
+    let mut conn = db.conn().await?;
+    let rows: Vec<StoredTx> =
+        txs::table.filter(txs::txid.eq_any(keys)).select(StoredTx::as_select()).load(&mut conn).await?;
+    Ok(rows.into_iter().filter_map(|r| Txid::from_internal_slice(&r.txid).map(|t| (t, r))).collect())
+}
+
+/// Writes rows before sending (one statement); a row a node rejected earlier is replaced.
+pub async fn insert_sending(db: &Db, rows: &[NewTx]) -> Result<(), DbError> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let mut conn = db.conn().await?;
+    diesel::insert_into(txs::table)
+        .values(rows)
+        .on_conflict(txs::txid)
+        .do_update()
+        .set((
+            txs::payload.eq(excluded(txs::payload)),
+            txs::callback_url.eq(excluded(txs::callback_url)),
+            txs::callback_token.eq(excluded(txs::callback_token)),
+            txs::callback_encryption.eq(excluded(txs::callback_encryption)),
+            txs::merkle_proof.eq(excluded(txs::merkle_proof)),
+            txs::merkle_format.eq(excluded(txs::merkle_format)),
+            txs::ds_check.eq(excluded(txs::ds_check)),
+            txs::policy_quote_id.eq(excluded(txs::policy_quote_id)),
+            txs::ok_to_mine.eq(excluded(txs::ok_to_mine)),
+            txs::set_policy_quote.eq(excluded(txs::set_policy_quote)),
+            txs::identity.eq(excluded(txs::identity)),
+            txs::identity_provider.eq(excluded(txs::identity_provider)),
+            // Keep a status a node already gave; only a rejected row goes back to "sending".
+            txs::tx_status.eq(diesel::dsl::sql::<diesel::sql_types::SmallInt>(
+                "CASE WHEN txs.tx_status = -2 THEN -1 ELSE txs.tx_status END",
+            )),
+        ))
+        .execute(&mut conn)
+        .await?;
+    Ok(())
+}
+
+/// Marks transactions a node accepted (or knew): status 1 unless already >= 0.
+pub async fn mark_accepted(db: &Db, txids: &[Txid], at: OffsetDateTime) -> Result<(), DbError> {
+    if txids.is_empty() {
+        return Ok(());
+    }
+    let keys: Vec<Vec<u8>> = txids.iter().map(|t| t.internal().to_vec()).collect();
+    let mut conn = db.conn().await?;
+    diesel::update(txs::table.filter(txs::txid.eq_any(keys)).filter(txs::tx_status.lt(0)))
+        .set((txs::tx_status.eq(STATUS_ACCEPTED), txs::submitted_at.eq(at)))
+        .execute(&mut conn)
+        .await?;
+    Ok(())
+}
+
+/// Handles transactions every node rejected: kept as rejected for authenticated callers,
+/// removed for anonymous ones (as the reference does).
+pub async fn mark_rejected(db: &Db, txids: &[Txid], authenticated: bool) -> Result<(), DbError> {
+    if txids.is_empty() {
+        return Ok(());
+    }
+    let keys: Vec<Vec<u8>> = txids.iter().map(|t| t.internal().to_vec()).collect();
+    let mut conn = db.conn().await?;
+    let rows = txs::table.filter(txs::txid.eq_any(keys)).filter(txs::tx_status.eq(STATUS_SENT_TO_NODE));
+    if authenticated {
+        diesel::update(rows).set(txs::tx_status.eq(STATUS_NODE_REJECTED)).execute(&mut conn).await?;
+    } else {
+        diesel::delete(rows).execute(&mut conn).await?;
+    }
+    Ok(())
+}

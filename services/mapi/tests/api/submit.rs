@@ -1,0 +1,244 @@
+//! Submission against real regtest nodes.
+
+use bsv_primitives::{JsonEnvelope, Transaction};
+use serde_json::{Value, json};
+use test_support::BitcoindNode;
+use wire_model::mapi::{SubmitTxPayload, SubmitTxsPayload};
+
+use crate::helpers::{As, TestApp, spawn_app};
+
+/// The confirmed coins of the wallet, largest first.
+async fn coins(node: &BitcoindNode) -> Vec<Value> {
+    let mut list: Vec<Value> = serde_json::from_value(node.rpc("listunspent", json!([1])).await).unwrap();
+    list.sort_by(|a, b| b["amount"].as_f64().partial_cmp(&a["amount"].as_f64()).unwrap());
+    list
+}
+
+/// A signed transaction spending `coin` to a new address, paying `fee` satoshis, with an optional
+/// data output of `data_len` bytes.
+async fn spend(node: &BitcoindNode, coin: &Value, fee: u64, data_len: usize) -> String {
+    let amount = (coin["amount"].as_f64().unwrap() * 1e8).round() as u64;
+    let to = node.new_address().await;
+    let mut outputs = serde_json::Map::new();
+    outputs.insert(to, json!((amount - fee) as f64 / 1e8));
+    if data_len > 0 {
+        outputs.insert("data".into(), json!("ab".repeat(data_len)));
+    }
+    let raw = node
+        .rpc("createrawtransaction", json!([[{"txid": coin["txid"], "vout": coin["vout"]}], outputs]))
+        .await;
+    let signed = node.rpc("signrawtransaction", json!([raw])).await;
+    assert_eq!(signed["complete"], true, "{signed}");
+    signed["hex"].as_str().unwrap().to_owned()
+}
+
+async fn submit_one(app: &TestApp, who: As<'_>, body: Value) -> SubmitTxPayload {
+    let resp = app.post("/mapi/tx", who, &body).await;
+    assert_eq!(resp.status(), 200);
+    let env: JsonEnvelope = resp.json().await.unwrap();
+    env.verify().unwrap();
+    env.payload_as().unwrap()
+}
+
+async fn app_with_node() -> (TestApp, BitcoindNode) {
+    let node = BitcoindNode::start().await;
+    // 101 blocks mature one coinbase; ten more blocks give eleven coins to spend.
+    node.generate(10).await;
+    let app = spawn_app().await;
+    assert_eq!(app.add_node(&node).await.status(), 201);
+    (app, node)
+}
+
+fn txid_of(hex: &str) -> String {
+    Transaction::parse_hex(hex).unwrap().txid().to_string()
+}
+
+#[tokio::test]
+async fn a_valid_tx_is_accepted_reaches_the_mempool_and_is_known_afterwards() {
+    let (app, node) = app_with_node().await;
+    let hex = spend(&node, &coins(&node).await[0], 1000, 0).await;
+    let p = submit_one(&app, As::Anonymous, json!({"rawtx": hex})).await;
+    assert_eq!(p.return_result, wire_model::mapi::ReturnResult::Success, "{p:?}");
+    assert_eq!(p.result_description, "");
+    assert_eq!(p.txid.map(|t| t.to_string()), Some(txid_of(&hex)));
+    assert_eq!(p.warnings, Some(vec![]));
+    assert_eq!(p.current_highest_block_height, 111);
+    let mempool = node.rpc("getrawmempool", json!([])).await;
+    assert!(mempool.as_array().unwrap().contains(&json!(txid_of(&hex))));
+
+    let again = submit_one(&app, As::Anonymous, json!({"rawTx": hex})).await;
+    assert_eq!(again.result_description, "Already known");
+    // Same tx, other parameters: refused.
+    let other = submit_one(
+        &app,
+        As::Anonymous,
+        json!({"rawtx": hex, "callbackUrl": "https://cb.example/x", "merkleProof": true}),
+    )
+    .await;
+    assert_eq!(other.result_description, "Transaction already submitted with different parameters.");
+
+    // Binary body.
+    let hex2 = spend(&node, &coins(&node).await[1], 1000, 0).await;
+    let resp = app
+        .request(reqwest::Method::POST, "/mapi/tx", As::Anonymous)
+        .header("content-type", "application/octet-stream")
+        .body(hex::decode(&hex2).unwrap())
+        .send()
+        .await
+        .unwrap();
+    let env: JsonEnvelope = resp.json().await.unwrap();
+    let p: SubmitTxPayload = env.payload_as().unwrap();
+    assert_eq!(p.return_result, wire_model::mapi::ReturnResult::Success, "{p:?}");
+}
+
+#[tokio::test]
+async fn fees_are_checked_against_the_quote_by_byte_class() {
+    let (app, node) = app_with_node().await;
+    let coins = coins(&node).await;
+    // The initial quote asks 100 sat / 200 bytes: ~190 bytes need ~95 satoshis.
+    let cheap = spend(&node, &coins[0], 50, 0).await;
+    let p = submit_one(&app, As::Anonymous, json!({"rawtx": cheap})).await;
+    assert_eq!(p.result_description, "Not enough fees");
+    assert!(
+        !node.rpc("getrawmempool", json!([])).await.as_array().unwrap().contains(&json!(txid_of(&cheap))),
+        "never sent"
+    );
+
+    // A merchant whose standard bytes are dear and data bytes cheap: a 10 kB data transaction
+    // paying ~2 100 satoshis passes only because its data bytes are priced at the data rate.
+    let rate = |s, b| json!({"satoshis": s, "bytes": b});
+    let quote = json!({"identity": "m", "identityProvider": "p", "fees": [
+        {"feeType": "standard", "miningFee": rate(1000, 100), "relayFee": rate(1000, 100)},
+        {"feeType": "data", "miningFee": rate(1, 1000), "relayFee": rate(1, 1000)}]});
+    assert_eq!(app.post("/api/v1/PolicyQuote", As::Admin, &quote).await.status(), 201);
+    let data_tx = spend(&node, &coins[1], 2200, 10_000).await;
+    let bytes = Transaction::parse_hex(&data_tx).unwrap().fee_bytes();
+    assert!(bytes.data > 10_000 && bytes.standard < 220, "{bytes:?}");
+    let p = submit_one(&app, As::Identity("m", "p"), json!({"rawtx": data_tx})).await;
+    assert_eq!(p.result_description, "", "{p:?}");
+    // At the standard rate, 500 satoshis do not pay for ~190 bytes at 10 sat/byte.
+    let p = submit_one(&app, As::Identity("m", "p"), json!({"rawtx": spend(&node, &coins[2], 500, 0).await}))
+        .await;
+    assert_eq!(
+        p.result_description, "Not enough fees",
+        "500 satoshis for ~190 standard bytes at 10 sat/byte"
+    );
+}
+
+#[tokio::test]
+async fn malformed_input_gets_the_references_answers_never_500() {
+    let (app, node) = app_with_node().await;
+    let hex = spend(&node, &coins(&node).await[0], 1000, 0).await;
+    for (body, description) in [
+        (json!({"rawtx": "zz"}), "Invalid characters in rawTx"),
+        (json!({"rawtx": "abc"}), "Invalid characters in rawTx"),
+        (json!({}), "RawTx is required"),
+        (json!({"rawtx": &hex[..hex.len() - 10]}), "Can not parse transaction"),
+        (json!({"rawtx": hex, "merkleFormat": "XYZ"}), "Invalid merkle format XYZ. Supported formats: TSC."),
+        (
+            json!({"rawtx": hex, "merkleProof": true}),
+            "CallbackUrl is required when MerkleProof or DsCheck is not false",
+        ),
+    ] {
+        let p = submit_one(&app, As::Anonymous, body.clone()).await;
+        assert_eq!(p.result_description, description, "{body}");
+        assert_eq!(p.return_result, wire_model::mapi::ReturnResult::Failure);
+    }
+    let resp = app
+        .request(reqwest::Method::POST, "/mapi/tx", As::Anonymous)
+        .header("content-type", "application/json")
+        .body("{bad")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+    let resp = app
+        .request(reqwest::Method::POST, "/mapi/tx", As::Anonymous)
+        .header("content-type", "text/plain")
+        .body("x")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 415);
+    let resp = app
+        .request(reqwest::Method::POST, "/mapi/txs", As::Anonymous)
+        .header("content-type", "application/octet-stream")
+        .body(vec![1, 0, 0, 0, 0xff])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+}
+
+#[tokio::test]
+async fn a_double_spend_names_the_transaction_it_conflicts_with() {
+    let (app, node) = app_with_node().await;
+    let coin = coins(&node).await[0].clone();
+    let first = spend(&node, &coin, 1000, 0).await;
+    let second = spend(&node, &coin, 2000, 0).await;
+    assert_eq!(submit_one(&app, As::Anonymous, json!({"rawtx": first})).await.result_description, "");
+    let p = submit_one(&app, As::Anonymous, json!({"rawtx": second})).await;
+    assert_eq!(p.return_result, wire_model::mapi::ReturnResult::Failure);
+    let conflicted = p.conflicted_with.expect("conflictedWith");
+    assert_eq!(conflicted[0].txid.to_string(), txid_of(&first));
+    assert_eq!(conflicted[0].hex, first);
+}
+
+#[tokio::test]
+async fn a_batch_of_100_mixed_transactions_answers_per_tx_in_the_references_order() {
+    let (app, node) = app_with_node().await;
+    node.generate(100).await;
+    let coins = coins(&node).await;
+    assert!(coins.len() >= 90, "{} coins", coins.len());
+    let mut body = Vec::new();
+    let mut expected_ok = Vec::new();
+    let mut next_coin = coins.iter();
+    for i in 0..100 {
+        if i % 10 == 3 {
+            body.push(json!({"rawtx": format!("zz{i}")}));
+        } else {
+            let hex = spend(&node, next_coin.next().unwrap(), 1000, 0).await;
+            expected_ok.push(txid_of(&hex));
+            body.push(json!({"rawtx": hex}));
+        }
+    }
+    let resp = app.post("/mapi/txs", As::Anonymous, &Value::Array(body)).await;
+    assert_eq!(resp.status(), 200);
+    let env: JsonEnvelope = resp.json().await.unwrap();
+    env.verify().unwrap();
+    let p: SubmitTxsPayload = env.payload_as().unwrap();
+    assert_eq!(p.txs.len(), 100);
+    assert_eq!(p.failure_count, 10);
+    // Pre-submit failures first, in request order; then the accepted ones in submission order.
+    assert!(p.txs[..10].iter().all(|r| r.result_description == "Invalid characters in rawTx"));
+    let accepted: Vec<String> = p.txs[10..].iter().map(|r| r.txid.unwrap().to_string()).collect();
+    assert_eq!(accepted, expected_ok);
+    let mempool = node.rpc("getrawmempool", json!([])).await;
+    assert_eq!(mempool.as_array().unwrap().len(), 90);
+}
+
+#[tokio::test]
+async fn one_node_down_still_succeeds_all_down_is_503() {
+    let mut a = BitcoindNode::start().await;
+    let mut b =
+        BitcoindNode::start_with(test_support::NodeOptions { fund_wallet: false, ..Default::default() })
+            .await;
+    b.connect_to(&a).await;
+    a.generate(10).await;
+    let app = spawn_app().await;
+    assert_eq!(app.add_node(&a).await.status(), 201);
+    assert_eq!(app.add_node(&b).await.status(), 201);
+    let coins = coins(&a).await;
+    let first = spend(&a, &coins[0], 1000, 0).await;
+    let second = spend(&a, &coins[1], 1000, 0).await;
+
+    b.stop().await;
+    let p = submit_one(&app, As::Anonymous, json!({"rawtx": first})).await;
+    assert_eq!(p.result_description, "", "{p:?}");
+
+    a.stop().await;
+    let resp = app.post("/mapi/tx", As::Anonymous, &json!({"rawtx": second})).await;
+    assert_eq!(resp.status(), 503);
+    let problem: Value = resp.json().await.unwrap();
+    assert_eq!(problem["status"], 503);
+}
