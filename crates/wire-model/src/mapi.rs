@@ -210,9 +210,20 @@ pub struct TxStatusPayload {
     pub miner_id: String,
     /// Always 0.
     pub tx_second_mempool_expiry: u32,
-    /// TSC proof, when asked for and mined.
+    /// Merkle proof, when asked for and mined.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub merkle_proof: Option<TscProof>,
+    pub merkle_proof: Option<MerkleProofPayload>,
+}
+
+/// A Merkle proof in a status answer: TSC (the default), or the node's legacy format when the
+/// caller asked for another `merkleFormat`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum MerkleProofPayload {
+    /// The TSC format.
+    Tsc(TscProof),
+    /// `getmerkleproof`'s object, verbatim.
+    Legacy(serde_json::Value),
 }
 
 /// One output asked for in `POST /mapi/txouts`.

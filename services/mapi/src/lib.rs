@@ -6,6 +6,7 @@ pub mod public;
 pub mod quotes;
 mod schema;
 pub mod settings;
+pub mod status;
 pub mod submit;
 pub mod submit_http;
 pub mod txstore;
@@ -107,6 +108,7 @@ impl Application {
                 .app_data(state.clone())
                 .route("/mapi/feeQuote", web::get().to(public::fee_quote))
                 .route("/mapi/policyQuote", web::get().to(public::policy_quote))
+                .route("/mapi/tx/{txid}", web::get().to(status::get_status))
                 .service(
                     web::resource("/mapi/tx")
                         .app_data(web::PayloadConfig::new(MAX_SUBMIT_BYTES))

@@ -4,5 +4,6 @@
 mod admin;
 mod helpers;
 mod quotes;
+mod status;
 mod submit;
 mod through_gateway;

@@ -1,0 +1,146 @@
+//! `GET /mapi/tx/{txid}`: a transaction's status across the nodes, with a Merkle proof on request.
+//! Every proof is checked against its block header's Merkle root before it leaves the service.
+
+use std::collections::HashMap;
+
+use actix_web::{HttpResponse, web};
+use bsv_primitives::Txid;
+use node_client::RpcError;
+use node_client::rpc_types::RawTransactionInfo;
+use serde::Deserialize;
+use serde_json::json;
+use service_kit::ApiError;
+use wire_model::MapiTimestamp;
+use wire_model::mapi::{API_VERSION, MerkleProofPayload, ReturnResult, TxStatusPayload};
+
+use crate::{AppState, nodes, public};
+
+/// Query of the status endpoint.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StatusQuery {
+    #[serde(default)]
+    merkle_proof: Option<String>,
+    #[serde(default)]
+    merkle_format: Option<String>,
+}
+
+fn payload(state: &AppState, txid: Txid, result: ReturnResult, description: Option<String>) -> TxStatusPayload {
+    TxStatusPayload {
+        api_version: API_VERSION.to_owned(),
+        timestamp: MapiTimestamp::now(),
+        txid,
+        return_result: result,
+        result_description: description,
+        block_hash: None,
+        block_height: None,
+        confirmations: None,
+        miner_id: state.miner_id.clone(),
+        tx_second_mempool_expiry: 0,
+        merkle_proof: None,
+    }
+}
+
+/// The fields the reference compares across nodes.
+fn fingerprint(info: &RawTransactionInfo) -> (String, Option<String>, Option<u64>) {
+    (info.hex.clone(), info.blockhash.map(|b| b.to_string()), info.confirmations)
+}
+
+/// `GET /mapi/tx/{txid}?merkleProof=&merkleFormat=`.
+pub async fn get_status(
+    state: web::Data<AppState>,
+    txid: web::Path<String>,
+    query: web::Query<StatusQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let txid: Txid = txid.parse().map_err(|_| ApiError::bad_request("Invalid format of TransactionId"))?;
+    let want_proof = match query.merkle_proof.as_deref() {
+        None | Some("") => false,
+        Some(v) if v.eq_ignore_ascii_case("true") => true,
+        Some(v) if v.eq_ignore_ascii_case("false") => false,
+        Some(v) => return Err(ApiError::bad_request(format!("merkleProof: '{v}' is not a boolean"))),
+    };
+    let nodes = nodes::clients(&state).await?;
+    let answers = futures_util::future::join_all(nodes.iter().map(|(_, c)| c.get_raw_transaction_info(&txid))).await;
+    let mut found: Vec<RawTransactionInfo> = Vec::new();
+    let mut rpc_errors: Vec<String> = Vec::new();
+    for a in answers {
+        match a {
+            Ok(info) => found.push(info),
+            Err(RpcError::Rpc { message, .. }) => rpc_errors.push(message),
+            Err(e) => tracing::warn!(error = %e, "node unreachable for status"),
+        }
+    }
+    if found.is_empty() && rpc_errors.is_empty() {
+        return Err(ApiError::unavailable("Failed to connect to node(s)."));
+    }
+    let distinct: HashMap<_, _> = found.iter().map(|f| (fingerprint(f), ())).collect();
+    if distinct.len() > 1 || (!found.is_empty() && !rpc_errors.is_empty()) {
+        return public::envelope(&state, &payload(&state, txid, ReturnResult::Failure, Some("Mixed results".into())));
+    }
+    let Some(info) = found.into_iter().next() else {
+        let message = rpc_errors.into_iter().next().unwrap_or_default();
+        return public::envelope(&state, &payload(&state, txid, ReturnResult::Failure, Some(message)));
+    };
+    let mut p = payload(&state, txid, ReturnResult::Success, None);
+    if let Some(block) = info.blockhash {
+        let client = &nodes[0].1;
+        let header = client.get_block_header(&block).await.map_err(|e| ApiError::unavailable(e.to_string()))?;
+        p.block_hash = Some(block);
+        p.block_height = Some(info.blockheight.unwrap_or(header.height));
+        p.confirmations = info.confirmations;
+        if want_proof {
+            p.merkle_proof = Some(merkle_proof(&nodes, &block, &txid, query.merkle_format.as_deref()).await?);
+        }
+    }
+    public::envelope(&state, &p)
+}
+
+/// The proof from the first node that gives one that checks out against the header.
+async fn merkle_proof(
+    nodes: &[(nodes::NodeRow, node_client::RpcClient)],
+    block: &bsv_primitives::BlockHash,
+    txid: &Txid,
+    format: Option<&str>,
+) -> Result<MerkleProofPayload, ApiError> {
+    for (_, client) in nodes {
+        let Ok(header) = client.get_block_header_raw(block).await else { continue };
+        match format.unwrap_or("TSC") {
+            "TSC" => {
+                let Ok(proof) = client.get_merkle_proof2_with_target(block, txid, false, "header").await else {
+                    continue;
+                };
+                if proof.verify_against_header(&header).is_ok() {
+                    return Ok(MerkleProofPayload::Tsc(proof));
+                }
+                tracing::error!(tx.id = %txid, "a node's Merkle proof does not match the block header");
+            }
+            _ => {
+                let Ok(proof) = client.call::<serde_json::Value>("getmerkleproof", json!([txid, block])).await else {
+                    continue;
+                };
+                if legacy_proof_matches(&proof, txid, &header) {
+                    return Ok(MerkleProofPayload::Legacy(proof));
+                }
+                tracing::error!(tx.id = %txid, "a node's legacy Merkle proof does not match the block header");
+            }
+        }
+    }
+    Err(ApiError::unavailable("No node returned a Merkle proof that matches the block header."))
+}
+
+/// Checks the legacy format (`{flags, index, txOrId, target, nodes}`) by converting it to TSC.
+fn legacy_proof_matches(proof: &serde_json::Value, txid: &Txid, header: &bsv_primitives::BlockHeader) -> bool {
+    let tsc = bsv_primitives::TscProof {
+        index: proof["index"].as_u64().unwrap_or(u64::MAX),
+        tx_or_id: txid.to_string(),
+        target_type: None,
+        target: header.hash().to_string(),
+        proof_type: None,
+        composite: None,
+        nodes: match serde_json::from_value(proof["nodes"].clone()) {
+            Ok(n) => n,
+            Err(_) => return false,
+        },
+    };
+    tsc.verify_against_header(header).is_ok()
+}
