@@ -25,7 +25,12 @@ pub struct StatusQuery {
     merkle_format: Option<String>,
 }
 
-fn payload(state: &AppState, txid: Txid, result: ReturnResult, description: Option<String>) -> TxStatusPayload {
+fn payload(
+    state: &AppState,
+    txid: Txid,
+    result: ReturnResult,
+    description: Option<String>,
+) -> TxStatusPayload {
     TxStatusPayload {
         api_version: API_VERSION.to_owned(),
         timestamp: MapiTimestamp::now(),
@@ -60,7 +65,8 @@ pub async fn get_status(
         Some(v) => return Err(ApiError::bad_request(format!("merkleProof: '{v}' is not a boolean"))),
     };
     let nodes = nodes::clients(&state).await?;
-    let answers = futures_util::future::join_all(nodes.iter().map(|(_, c)| c.get_raw_transaction_info(&txid))).await;
+    let answers =
+        futures_util::future::join_all(nodes.iter().map(|(_, c)| c.get_raw_transaction_info(&txid))).await;
     let mut found: Vec<RawTransactionInfo> = Vec::new();
     let mut rpc_errors: Vec<String> = Vec::new();
     for a in answers {
@@ -75,7 +81,10 @@ pub async fn get_status(
     }
     let distinct: HashMap<_, _> = found.iter().map(|f| (fingerprint(f), ())).collect();
     if distinct.len() > 1 || (!found.is_empty() && !rpc_errors.is_empty()) {
-        return public::envelope(&state, &payload(&state, txid, ReturnResult::Failure, Some("Mixed results".into())));
+        return public::envelope(
+            &state,
+            &payload(&state, txid, ReturnResult::Failure, Some("Mixed results".into())),
+        );
     }
     let Some(info) = found.into_iter().next() else {
         let message = rpc_errors.into_iter().next().unwrap_or_default();
@@ -84,7 +93,8 @@ pub async fn get_status(
     let mut p = payload(&state, txid, ReturnResult::Success, None);
     if let Some(block) = info.blockhash {
         let client = &nodes[0].1;
-        let header = client.get_block_header(&block).await.map_err(|e| ApiError::unavailable(e.to_string()))?;
+        let header =
+            client.get_block_header(&block).await.map_err(|e| ApiError::unavailable(e.to_string()))?;
         p.block_hash = Some(block);
         p.block_height = Some(info.blockheight.unwrap_or(header.height));
         p.confirmations = info.confirmations;
@@ -106,7 +116,8 @@ async fn merkle_proof(
         let Ok(header) = client.get_block_header_raw(block).await else { continue };
         match format.unwrap_or("TSC") {
             "TSC" => {
-                let Ok(proof) = client.get_merkle_proof2_with_target(block, txid, false, "header").await else {
+                let Ok(proof) = client.get_merkle_proof2_with_target(block, txid, false, "header").await
+                else {
                     continue;
                 };
                 if proof.verify_against_header(&header).is_ok() {
@@ -115,7 +126,9 @@ async fn merkle_proof(
                 tracing::error!(tx.id = %txid, "a node's Merkle proof does not match the block header");
             }
             _ => {
-                let Ok(proof) = client.call::<serde_json::Value>("getmerkleproof", json!([txid, block])).await else {
+                let Ok(proof) =
+                    client.call::<serde_json::Value>("getmerkleproof", json!([txid, block])).await
+                else {
                     continue;
                 };
                 if legacy_proof_matches(&proof, txid, &header) {
@@ -129,7 +142,11 @@ async fn merkle_proof(
 }
 
 /// Checks the legacy format (`{flags, index, txOrId, target, nodes}`) by converting it to TSC.
-fn legacy_proof_matches(proof: &serde_json::Value, txid: &Txid, header: &bsv_primitives::BlockHeader) -> bool {
+fn legacy_proof_matches(
+    proof: &serde_json::Value,
+    txid: &Txid,
+    header: &bsv_primitives::BlockHeader,
+) -> bool {
     let tsc = bsv_primitives::TscProof {
         index: proof["index"].as_u64().unwrap_or(u64::MAX),
         tx_or_id: txid.to_string(),
