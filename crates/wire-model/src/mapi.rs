@@ -235,6 +235,53 @@ pub struct TxOutRequest {
     pub n: u32,
 }
 
+/// One output in `POST /mapi/txouts`' answer, with the fields asked for; when `error` is set only
+/// `error` and `collidedWith` are present.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TxOutEntry {
+    /// `missing` or `spent`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// The mempool transaction spending it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub collided_with: Option<ConflictedTx>,
+    /// Locking script, hex.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub script_pub_key: Option<String>,
+    /// Locking script length.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub script_pub_key_len: Option<u64>,
+    /// Value in BSV.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<f64>,
+    /// Standard locking script.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub is_standard: Option<bool>,
+    /// Confirmations.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confirmations: Option<i64>,
+}
+
+/// Payload of `POST /mapi/txouts`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TxOutsPayload {
+    /// Always [`API_VERSION`].
+    pub api_version: String,
+    /// When answered.
+    pub timestamp: MapiTimestamp,
+    /// Signer.
+    pub miner_id: String,
+    /// Outcome.
+    pub return_result: ReturnResult,
+    /// Reason, on failure.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result_description: Option<String>,
+    /// One entry per requested output, in request order.
+    pub txouts: Vec<TxOutEntry>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,6 +9,7 @@ pub mod settings;
 pub mod status;
 pub mod submit;
 pub mod submit_http;
+pub mod txouts;
 pub mod txstore;
 
 use std::net::TcpListener;
@@ -109,6 +110,7 @@ impl Application {
                 .route("/mapi/feeQuote", web::get().to(public::fee_quote))
                 .route("/mapi/policyQuote", web::get().to(public::policy_quote))
                 .route("/mapi/tx/{txid}", web::get().to(status::get_status))
+                .route("/mapi/txouts", web::post().to(txouts::txouts))
                 .service(
                     web::resource("/mapi/tx")
                         .app_data(web::PayloadConfig::new(MAX_SUBMIT_BYTES))

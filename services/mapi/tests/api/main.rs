@@ -7,3 +7,4 @@ mod quotes;
 mod status;
 mod submit;
 mod through_gateway;
+mod txouts;
