@@ -164,6 +164,31 @@ impl Db {
         self.pool.get().await.map_err(|e| DbError::Unavailable(e.to_string()))
     }
 
+    /// A connection outside the pool, for work that holds session state (an advisory lock held by
+    /// a singleton worker for as long as it runs).
+    pub async fn dedicated(&self) -> Result<AsyncPgConnection, DbError> {
+        connect_in_schema(self.settings.url.expose_secret(), &self.settings.schema)
+            .await
+            .map_err(|e| DbError::Unavailable(e.to_string()))
+    }
+
+    /// Takes the session-level advisory lock `name` on `conn` without waiting; true when taken.
+    /// The lock lives as long as the connection: a crashed holder releases it.
+    pub async fn try_advisory_lock(conn: &mut AsyncPgConnection, name: &str) -> Result<bool, DbError> {
+        use diesel::sql_types::{Bool, Text};
+        #[derive(diesel::QueryableByName)]
+        struct Locked {
+            #[diesel(sql_type = Bool)]
+            locked: bool,
+        }
+        let row: Locked = diesel_async::RunQueryDsl::get_result(
+            diesel::sql_query("SELECT pg_try_advisory_lock(hashtext($1)) AS locked").bind::<Text, _>(name),
+            conn,
+        )
+        .await?;
+        Ok(row.locked)
+    }
+
     /// Round-trips `SELECT 1`: the readiness check.
     pub async fn ping(&self) -> Result<(), DbError> {
         let mut conn = self.conn().await?;

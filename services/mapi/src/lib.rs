@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 pub mod fees;
+pub mod mempool_checker;
 pub mod nodes;
 pub mod public;
 pub mod quotes;
@@ -68,6 +69,7 @@ pub enum StartError {
 pub struct Application {
     server: actix_web::dev::Server,
     port: u16,
+    shutdown: tokio_util::sync::CancellationToken,
 }
 
 impl std::fmt::Debug for Application {
@@ -104,6 +106,10 @@ impl Application {
             node_clients: nodes::NodeClients::default(),
         });
         let port = listener.local_addr()?.port();
+        let shutdown = tokio_util::sync::CancellationToken::new();
+        if !state.settings.mempool_checker_disabled {
+            tokio::spawn(mempool_checker::run(state.clone(), shutdown.clone()));
+        }
         let server = HttpServer::new(move || {
             base_app(kit.clone())
                 .app_data(state.clone())
@@ -126,7 +132,7 @@ impl Application {
         .shutdown_timeout(grace)
         .listen(listener)?
         .run();
-        Ok(Self { server, port })
+        Ok(Self { server, port, shutdown })
     }
 
     /// The bound port.
@@ -134,9 +140,11 @@ impl Application {
         self.port
     }
 
-    /// Serves until a shutdown signal.
+    /// Serves until a shutdown signal, then stops the background workers.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let result = self.server.await;
+        self.shutdown.cancel();
+        result
     }
 }
 

@@ -60,4 +60,5 @@ diesel::table! {
 }
 
 diesel::joinable!(tx_inputs -> txs (tx_internal_id));
+diesel::joinable!(txs -> policy_quotes (policy_quote_id));
 diesel::allow_tables_to_appear_in_same_query!(txs, tx_inputs, policy_quotes, nodes);

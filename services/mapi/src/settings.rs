@@ -9,6 +9,10 @@
 //! | `resubmit_known_transactions` | `RESUBMIT_KNOWN_TRANSACTIONS` | false |
 //! | `allowed_txout_fields` | `ALLOWED_TXOUT_FIELDS` | `scriptPubKeyLen,value,isStandard,confirmations` |
 //! | `node_rpc_timeout_ms` | `NODE_RPC_TIMEOUT_MS` | 60000 |
+//! | `mempool_checker_disabled` | `MEMPOOL_CHECKER_DISABLED` | false |
+//! | `mempool_checker_interval_sec` | `MEMPOOL_CHECKER_INTERVAL_SEC` | 60 |
+//! | `mempool_checker_unsuccessful_interval_sec` | `MEMPOOL_CHECKER_UNSUCCESSFUL_INTERVAL_SEC` | 10 |
+//! | `mempool_checker_missing_inputs_retries` | `MEMPOOL_CHECKER_MISSING_INPUTS_RETRIES` | 5 |
 //!
 //! plus the common settings of `service_kit::settings` (`DATABASE_URL`, `INTERNAL_TOKEN`, ...).
 
@@ -37,6 +41,14 @@ pub struct MapiSettings {
     pub allowed_txout_fields: String,
     /// Timeout of node RPC calls.
     pub node_rpc_timeout_ms: u64,
+    /// Turns the mempool checker off.
+    pub mempool_checker_disabled: bool,
+    /// Seconds between checker rounds.
+    pub mempool_checker_interval_sec: u64,
+    /// Seconds before retrying after a failed round.
+    pub mempool_checker_unsuccessful_interval_sec: u64,
+    /// Rounds a transaction may fail with missing inputs before it is given up.
+    pub mempool_checker_missing_inputs_retries: u32,
 }
 
 impl MapiSettings {
@@ -60,6 +72,10 @@ check_fee_disabled = false
 resubmit_known_transactions = false
 allowed_txout_fields = "scriptPubKeyLen,value,isStandard,confirmations"
 node_rpc_timeout_ms = 60000
+mempool_checker_disabled = false
+mempool_checker_interval_sec = 60
+mempool_checker_unsuccessful_interval_sec = 10
+mempool_checker_missing_inputs_retries = 5
 "#;
     const ENV: &'static [EnvVar] = &[
         env("WIF_PRIVATEKEY", "wif_private_key"),
@@ -69,6 +85,10 @@ node_rpc_timeout_ms = 60000
         env("RESUBMIT_KNOWN_TRANSACTIONS", "resubmit_known_transactions"),
         env("ALLOWED_TXOUT_FIELDS", "allowed_txout_fields"),
         env("NODE_RPC_TIMEOUT_MS", "node_rpc_timeout_ms"),
+        env("MEMPOOL_CHECKER_DISABLED", "mempool_checker_disabled"),
+        env("MEMPOOL_CHECKER_INTERVAL_SEC", "mempool_checker_interval_sec"),
+        env("MEMPOOL_CHECKER_UNSUCCESSFUL_INTERVAL_SEC", "mempool_checker_unsuccessful_interval_sec"),
+        env("MEMPOOL_CHECKER_MISSING_INPUTS_RETRIES", "mempool_checker_missing_inputs_retries"),
     ];
 
     fn validate(&self) -> Result<(), SettingsError> {
@@ -89,6 +109,13 @@ node_rpc_timeout_ms = 60000
         })?;
         if self.quote_expiry_minutes == 0 {
             return Err(SettingsError::invalid(Self::ENV, "quote_expiry_minutes", "must be positive"));
+        }
+        if self.mempool_checker_interval_sec == 0 || self.mempool_checker_unsuccessful_interval_sec == 0 {
+            return Err(SettingsError::invalid(
+                Self::ENV,
+                "mempool_checker_interval_sec",
+                "intervals must be positive",
+            ));
         }
         if self.node_rpc_timeout_ms == 0 {
             return Err(SettingsError::invalid(Self::ENV, "node_rpc_timeout_ms", "must be positive"));

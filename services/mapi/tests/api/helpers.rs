@@ -30,13 +30,20 @@ pub enum As<'a> {
 }
 
 pub async fn spawn_app() -> TestApp {
+    spawn_app_with(&[]).await
+}
+
+pub async fn spawn_app_with(extra: &[(&'static str, &str)]) -> TestApp {
     let db = TestDatabase::create().await;
-    let env: HashMap<&str, String> = HashMap::from([
+    let mut env: HashMap<&str, String> = HashMap::from([
         ("DATABASE_URL", db.url().to_owned()),
         ("INTERNAL_TOKEN", INTERNAL_TOKEN.to_owned()),
         ("WIF_PRIVATEKEY", WIF.to_owned()),
         ("CALLBACK_IP_ADDRESSES", "10.0.0.1, [::1]:8443".to_owned()),
     ]);
+    for (k, v) in extra {
+        env.insert(k, (*v).to_owned());
+    }
     let settings: MapiSettings =
         service_kit::settings::load_from(None, |k| env.get(k).cloned()).expect("settings");
     let app = Application::build(settings, test_support::local_listener()).await.expect("build");
@@ -88,4 +95,29 @@ pub fn fees(satoshis: u64, bytes: u64) -> Value {
         {"feeType": "standard", "miningFee": rate, "relayFee": rate},
         {"feeType": "data", "miningFee": rate, "relayFee": rate}
     ])
+}
+
+/// The confirmed coins of the wallet, largest first.
+pub async fn coins(node: &BitcoindNode) -> Vec<Value> {
+    let mut list: Vec<Value> = serde_json::from_value(node.rpc("listunspent", json!([1])).await).unwrap();
+    list.sort_by(|a, b| b["amount"].as_f64().partial_cmp(&a["amount"].as_f64()).unwrap());
+    list
+}
+
+/// A signed transaction spending `coin` to a new address, paying `fee` satoshis, with an optional
+/// data output of `data_len` bytes.
+pub async fn spend(node: &BitcoindNode, coin: &Value, fee: u64, data_len: usize) -> String {
+    let amount = (coin["amount"].as_f64().unwrap() * 1e8).round() as u64;
+    let to = node.new_address().await;
+    let mut outputs = serde_json::Map::new();
+    outputs.insert(to, json!((amount - fee) as f64 / 1e8));
+    if data_len > 0 {
+        outputs.insert("data".into(), json!("ab".repeat(data_len)));
+    }
+    let raw = node
+        .rpc("createrawtransaction", json!([[{"txid": coin["txid"], "vout": coin["vout"]}], outputs]))
+        .await;
+    let signed = node.rpc("signrawtransaction", json!([raw])).await;
+    assert_eq!(signed["complete"], true, "{signed}");
+    signed["hex"].as_str().unwrap().to_owned()
 }

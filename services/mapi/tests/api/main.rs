@@ -3,6 +3,7 @@
 
 mod admin;
 mod helpers;
+mod mempool_checker;
 mod quotes;
 mod status;
 mod submit;

@@ -5,32 +5,7 @@ use serde_json::{Value, json};
 use test_support::BitcoindNode;
 use wire_model::mapi::{SubmitTxPayload, SubmitTxsPayload};
 
-use crate::helpers::{As, TestApp, spawn_app};
-
-/// The confirmed coins of the wallet, largest first.
-async fn coins(node: &BitcoindNode) -> Vec<Value> {
-    let mut list: Vec<Value> = serde_json::from_value(node.rpc("listunspent", json!([1])).await).unwrap();
-    list.sort_by(|a, b| b["amount"].as_f64().partial_cmp(&a["amount"].as_f64()).unwrap());
-    list
-}
-
-/// A signed transaction spending `coin` to a new address, paying `fee` satoshis, with an optional
-/// data output of `data_len` bytes.
-async fn spend(node: &BitcoindNode, coin: &Value, fee: u64, data_len: usize) -> String {
-    let amount = (coin["amount"].as_f64().unwrap() * 1e8).round() as u64;
-    let to = node.new_address().await;
-    let mut outputs = serde_json::Map::new();
-    outputs.insert(to, json!((amount - fee) as f64 / 1e8));
-    if data_len > 0 {
-        outputs.insert("data".into(), json!("ab".repeat(data_len)));
-    }
-    let raw = node
-        .rpc("createrawtransaction", json!([[{"txid": coin["txid"], "vout": coin["vout"]}], outputs]))
-        .await;
-    let signed = node.rpc("signrawtransaction", json!([raw])).await;
-    assert_eq!(signed["complete"], true, "{signed}");
-    signed["hex"].as_str().unwrap().to_owned()
-}
+use crate::helpers::{As, TestApp, coins, spawn_app, spend};
 
 async fn submit_one(app: &TestApp, who: As<'_>, body: Value) -> SubmitTxPayload {
     let resp = app.post("/mapi/tx", who, &body).await;
