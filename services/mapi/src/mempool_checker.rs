@@ -79,9 +79,12 @@ pub async fn run(state: actix_web::web::Data<AppState>, cancel: CancellationToke
     }
 }
 
+/// A stored row of a transaction to check: id, txid, payload, fee verdict, its quote's policies.
+type PendingRow = (i64, Vec<u8>, Option<Vec<u8>>, bool, Option<serde_json::Value>);
+
 async fn pending(state: &AppState, before: OffsetDateTime) -> Result<Vec<Pending>, DbError> {
     let mut conn = state.db.conn().await?;
-    let rows: Vec<(i64, Vec<u8>, Option<Vec<u8>>, bool, Option<serde_json::Value>)> = txs::table
+    let rows: Vec<PendingRow> = txs::table
         .left_join(policy_quotes::table)
         .filter(txs::tx_status.eq(crate::txstore::STATUS_ACCEPTED))
         .filter(txs::unconfirmed_ancestor.eq(false))
