@@ -1,7 +1,9 @@
 #![doc = include_str!("../README.md")]
 
+pub mod admin_status;
 pub mod fees;
 pub mod mempool_checker;
+pub mod metrics;
 pub mod nodes;
 pub mod public;
 pub mod quotes;
@@ -46,6 +48,8 @@ pub struct AppState {
     pub miner_id: String,
     /// RPC clients per node.
     pub node_clients: nodes::NodeClients,
+    /// The reference's metrics.
+    pub metrics: metrics::MapiMetrics,
 }
 
 /// Why mAPI could not start.
@@ -91,8 +95,10 @@ impl Application {
         })?;
         let db = Db::new(settings.common.db_settings(SCHEMA)?)?;
         db.migrate(MIGRATIONS).await?;
+        let registry = Metrics::new("mapi")?;
+        let mapi_metrics = metrics::MapiMetrics::new(registry.registry())?;
         let kit = Kit {
-            metrics: Metrics::new("mapi")?,
+            metrics: registry,
             readiness: Readiness::new().with_db(db.clone()),
             credential: InternalCredential::new(settings.common.internal_token.clone()),
         };
@@ -104,6 +110,7 @@ impl Application {
             key,
             miner_id,
             node_clients: nodes::NodeClients::default(),
+            metrics: mapi_metrics,
         });
         let port = listener.local_addr()?.port();
         let shutdown = tokio_util::sync::CancellationToken::new();
@@ -167,6 +174,14 @@ fn admin_routes(cfg: &mut web::ServiceConfig) {
     }
     cfg.service(
         web::resource("/api/v1/Node").route(web::post().to(nodes::create)).route(web::get().to(nodes::list)),
+    );
+    cfg.route("/api/v1/status/tx", web::get().to(admin_status::tx));
+    cfg.route("/api/v1/status/zmq", web::get().to(admin_status::zmq));
+    cfg.route("/api/v1/status/blockparser", web::get().to(admin_status::blockparser));
+    cfg.service(
+        web::resource("/api/v1/unconfirmedTxs")
+            .route(web::get().to(admin_status::unconfirmed))
+            .route(web::delete().to(admin_status::delete_unconfirmed)),
     );
     cfg.service(
         web::resource("/api/v1/Node/{id}")

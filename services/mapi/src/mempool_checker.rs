@@ -177,9 +177,14 @@ pub async fn check_once(state: &AppState, missing_inputs: &mut HashMap<i64, u32>
                     config: p.policies.clone(),
                 })
                 .collect();
+            state.metrics.mempool_tx_missing.inc_by(batch.len() as u64);
             let answer = match client.send_raw_transactions(&batch).await {
-                Ok(a) => a,
+                Ok(a) => {
+                    state.metrics.mempool_successful_resubmit.inc();
+                    a
+                }
                 Err(e) => {
+                    state.metrics.mempool_unsuccessful_resubmit.inc();
                     tracing::warn!(node = %node.id(), error = %e, "resubmission failed");
                     failed_nodes += 1;
                     break;
@@ -208,6 +213,7 @@ pub async fn check_once(state: &AppState, missing_inputs: &mut HashMap<i64, u32>
             }
             resent += ok_ids.len();
             touch(state, &ok_ids).await.map_err(|e| e.to_string())?;
+            state.metrics.mempool_tx_missing_inputs_max.inc_by(give_up.len() as u64);
             set_status(state, &give_up, STATUS_MISSING_INPUTS_MAX).await.map_err(|e| e.to_string())?;
         }
     }

@@ -205,6 +205,13 @@ pub async fn submit(
         return Err(ApiError::new(ErrorKind::Internal, "No fee quotes available"));
     }
     let nodes = nodes::clients(state).await?;
+    let m = &state.metrics;
+    m.requests.inc();
+    if identity.is_some() {
+        m.tx_authenticated_user.inc_by(items.len() as u64);
+    } else {
+        m.tx_anonymous_user.inc_by(items.len() as u64);
+    }
 
     // 1. Checks that need neither the database nor a node.
     let mut pre: Vec<(usize, TxResult)> = Vec::new();
@@ -293,7 +300,9 @@ pub async fn submit(
     }
     wanted.sort_by_key(|r| (r.txid, r.n));
     wanted.dedup();
+    let timer = m.gettxouts_duration.start_timer();
     let prevouts = fetch_prevouts(&nodes, &wanted).await;
+    timer.observe_duration();
 
     // 4. Per transaction: inputs, fees, warnings.
     let mut to_send: Vec<ToSend> = Vec::new();
@@ -339,6 +348,7 @@ pub async fn submit(
                 pre.push((index, success(txid, "Transaction already mined into block", Vec::new())));
                 continue;
             }
+            m.tx_missing_inputs.inc();
             let mut result = failure(Some(txid), "Missing inputs", false);
             result.conflicted_with = (!conflicted.is_empty()).then_some(conflicted);
             pre.push((index, result));
@@ -412,11 +422,17 @@ pub async fn submit(
                 config: s.policies.clone(),
             })
             .collect();
+        m.tx_sent_to_node.inc_by(batch.len() as u64);
+        let timer = m.sendrawtxs_duration.start_timer();
         let answers =
             futures_util::future::join_all(nodes.iter().map(|(_, c)| c.send_raw_transactions(&batch))).await;
+        timer.observe_duration();
         let answered: Vec<&SendRawTransactionsResult> =
             answers.iter().filter_map(|a| a.as_ref().ok()).collect();
+        let any_answered = answers.iter().any(|a| !matches!(a, Err(e) if e.is_unreachable()));
+        m.any_bitcoind_responding.set(if any_answered { 1.0 } else { 0.0 });
         if answered.is_empty() {
+            m.tx_submit_exception.inc_by(batch.len() as u64);
             let unreachable = answers.iter().all(|a| matches!(a, Err(e) if e.is_unreachable()));
             if unreachable {
                 return Err(ApiError::unavailable("Failed to connect to node(s)."));
@@ -467,6 +483,10 @@ pub async fn submit(
             };
             node_results.push((s.index, result));
         }
+        m.tx_accepted_by_node.inc_by(accepted.len() as u64);
+        m.tx_rejected_by_node.inc_by(rejected.len() as u64);
+        m.tx_accepted_by_node.inc_by(accepted.len() as u64);
+        m.tx_rejected_by_node.inc_by(rejected.len() as u64);
         txstore::mark_accepted(&state.db, &accepted, OffsetDateTime::now_utc()).await?;
         txstore::mark_rejected(&state.db, &rejected, identity.is_some()).await?;
     }
@@ -487,6 +507,12 @@ pub async fn submit(
     node_results.sort_by_key(|(i, r)| (rank(r), *i));
     let results: Vec<TxResult> = pre.into_iter().chain(node_results).map(|(_, r)| r).collect();
     let failure_count = results.iter().filter(|r| r.return_result == ReturnResult::Failure).count() as u32;
+    m.tx_response_failure.inc_by(u64::from(failure_count));
+    m.tx_response_success.inc_by(results.len() as u64 - u64::from(failure_count));
+    m.tx_response_failure_retryable.inc_by(results.iter().filter(|r| r.failure_retryable).count() as u64);
+    m.tx_response_failure.inc_by(u64::from(failure_count));
+    m.tx_response_success.inc_by(results.len() as u64 - u64::from(failure_count));
+    m.tx_response_failure_retryable.inc_by(results.iter().filter(|r| r.failure_retryable).count() as u64);
     Ok(BatchOutcome { results, failure_count })
 }
 

@@ -217,3 +217,79 @@ async fn one_node_down_still_succeeds_all_down_is_503() {
     let problem: Value = resp.json().await.unwrap();
     assert_eq!(problem["status"], 503);
 }
+
+/// The value of a Prometheus counter of the service.
+async fn metric(app: &TestApp, name: &str) -> f64 {
+    let text = app.get("/metrics", As::Anonymous).await.text().await.unwrap();
+    text.lines()
+        .find_map(|l| {
+            l.strip_prefix(name)
+                .and_then(|rest| rest.split_whitespace().last())
+                .filter(|_| !l.starts_with('#'))
+        })
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no metric {name}"))
+}
+
+#[tokio::test]
+async fn resubmitting_an_accepted_tx_does_not_call_the_node_unless_configured() {
+    let (app, node) = app_with_node().await;
+    let coins = coins(&node).await;
+    let hex = spend(&node, &coins[0], 1000, 0).await;
+    assert_eq!(submit_one(&app, As::Anonymous, json!({"rawtx": hex})).await.result_description, "");
+    assert_eq!(metric(&app, "merchantapi_mapi_tx_sent_to_node_counter").await, 1.0);
+    assert_eq!(
+        submit_one(&app, As::Anonymous, json!({"rawtx": hex})).await.result_description,
+        "Already known"
+    );
+    assert_eq!(metric(&app, "merchantapi_mapi_tx_sent_to_node_counter").await, 1.0, "no node call");
+    assert_eq!(metric(&app, "merchantapi_mapi_tx_anonymous_user_counter").await, 2.0);
+    let status: Value = app.get("/api/v1/status/tx", As::Admin).await.json().await.unwrap();
+    assert_eq!(status["txSentToNode"], 1.0);
+    assert_eq!(status["request"], 2.0);
+    assert_eq!(app.get("/api/v1/status/tx", As::Anonymous).await.status(), 401);
+
+    let resubmitting = crate::helpers::spawn_app_with(&[("RESUBMIT_KNOWN_TRANSACTIONS", "true")]).await;
+    assert_eq!(resubmitting.add_node(&node).await.status(), 201);
+    let hex2 = spend(&node, &coins[1], 1000, 0).await;
+    assert_eq!(submit_one(&resubmitting, As::Anonymous, json!({"rawtx": hex2})).await.result_description, "");
+    let again = submit_one(&resubmitting, As::Anonymous, json!({"rawtx": hex2})).await;
+    assert_eq!(again.return_result, wire_model::mapi::ReturnResult::Success, "{again:?}");
+    assert_eq!(metric(&resubmitting, "merchantapi_mapi_tx_sent_to_node_counter").await, 2.0, "sent again");
+}
+
+#[tokio::test]
+async fn unconfirmed_txs_and_status_endpoints() {
+    let (app, node) = app_with_node().await;
+    for (query, want) in [
+        ("", "Missing query parameters."),
+        ("?policyQuoteId=999999", "Invalid policyQuoteId."),
+        ("?policyQuoteId=1", "PolicyQuoteId refers to anonymous user."),
+        ("?identity=x&identityProvider=y", "No policyQuotes available."),
+    ] {
+        let resp = app.get(&format!("/api/v1/unconfirmedTxs{query}"), As::Admin).await;
+        assert_eq!(resp.status(), 400, "{query}");
+        let problem: Value = resp.json().await.unwrap();
+        assert_eq!(problem["detail"], want, "{query}");
+    }
+    let quote = json!({"identity": "m", "identityProvider": "p", "fees": crate::helpers::fees(1, 1000)});
+    assert_eq!(app.post("/api/v1/PolicyQuote", As::Admin, &quote).await.status(), 201);
+    let list: Value = app
+        .get("/api/v1/unconfirmedTxs?identity=m&identityProvider=p", As::Admin)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(list, json!({"count": 0, "txIds": []}));
+    let resp = app
+        .request(reqwest::Method::DELETE, "/api/v1/unconfirmedTxs?identity=m&identityProvider=p", As::Admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 204);
+
+    let zmq: Value = app.get("/api/v1/status/zmq", As::Admin).await.json().await.unwrap();
+    assert_eq!(zmq[0]["nodeId"], format!("127.0.0.1:{}", node.rpc_port));
+    let parser: Value = app.get("/api/v1/status/blockparser", As::Admin).await.json().await.unwrap();
+    assert_eq!(parser["blocksParsed"], 0);
+}

@@ -1,0 +1,159 @@
+//! Admin status endpoints and unconfirmed transactions: `/api/v1/status/{tx,zmq,blockparser}`,
+//! `/api/v1/unconfirmedTxs`.
+
+use actix_web::{HttpResponse, web};
+use bsv_primitives::Txid;
+use diesel::prelude::*;
+use diesel_async::RunQueryDsl;
+use serde::Deserialize;
+use serde_json::json;
+use service_kit::ApiError;
+use service_kit::internal::TrustedCaller;
+
+use crate::schema::{policy_quotes, txs};
+use crate::{AppState, nodes};
+
+fn require_admin(caller: &TrustedCaller) -> Result<(), ApiError> {
+    if caller.admin { Ok(()) } else { Err(ApiError::unauthorized("Unauthorized")) }
+}
+
+/// `GET /api/v1/status/tx`: submission counters of this instance.
+pub async fn tx(caller: TrustedCaller, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    require_admin(&caller)?;
+    let m = &state.metrics;
+    let requests = m.requests.get() as f64;
+    let tx = (m.tx_authenticated_user.get() + m.tx_anonymous_user.get()) as f64;
+    Ok(HttpResponse::Ok().json(json!({
+        "request": requests,
+        "txAuthenticatedUser": m.tx_authenticated_user.get() as f64,
+        "txAnonymousUser": m.tx_anonymous_user.get() as f64,
+        "tx": tx,
+        "avgBatch": if requests > 0.0 { tx / requests } else { 0.0 },
+        "txSentToNode": m.tx_sent_to_node.get() as f64,
+        "txAcceptedByNode": m.tx_accepted_by_node.get() as f64,
+        "txRejectedByNode": m.tx_rejected_by_node.get() as f64,
+        "txSubmitException": m.tx_submit_exception.get() as f64,
+        "txResponseSuccess": m.tx_response_success.get() as f64,
+        "txResponseFailure": m.tx_response_failure.get() as f64,
+        "txResponseException": m.tx_submit_exception.get() as f64,
+        "submitTxDescription": format!(
+            "Requests: {requests}, transactions: {tx}, sent to node: {}, accepted: {}, rejected: {}.",
+            m.tx_sent_to_node.get(), m.tx_accepted_by_node.get(), m.tx_rejected_by_node.get()
+        ),
+    })))
+}
+
+/// `GET /api/v1/status/zmq`: ZMQ subscriptions belong to the zmq-listener service; until it is
+/// deployed every node is reported as not yet processed.
+pub async fn zmq(caller: TrustedCaller, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    require_admin(&caller)?;
+    let list: Vec<serde_json::Value> = nodes::all(&state.db)
+        .await?
+        .iter()
+        .map(|n| json!({"nodeId": n.id(), "endpoints": [], "isResponding": false, "lastConnectionAttemptAt": null, "lastError": "Unknown"}))
+        .collect();
+    Ok(HttpResponse::Ok().json(list))
+}
+
+/// `GET /api/v1/status/blockparser`: blocks are parsed by the block-parser service; until it is
+/// deployed the counters are zero and the description says so.
+pub async fn blockparser(caller: TrustedCaller) -> Result<HttpResponse, ApiError> {
+    require_admin(&caller)?;
+    Ok(HttpResponse::Ok().json(json!({
+        "blocksProcessed": 0, "blocksParsed": 0, "totalBytes": 0, "totalTxs": 0, "totalTxsFound": 0, "totalDsFound": 0,
+        "numOfErrors": 0, "blockParserQueue": 0,
+        "blockParserDescription": "The block-parser service is not deployed; no blocks are parsed by this instance.",
+    })))
+}
+
+/// Query of `/api/v1/unconfirmedTxs`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UnconfirmedQuery {
+    policy_quote_id: Option<i64>,
+    identity: Option<String>,
+    identity_provider: Option<String>,
+}
+
+/// The quotes the query selects, with the reference's rules and messages.
+async fn selected_quotes(state: &AppState, q: &UnconfirmedQuery) -> Result<Vec<i64>, ApiError> {
+    let mut conn = state.db.conn().await?;
+    if let Some(id) = q.policy_quote_id {
+        let row: Option<(Option<String>, Option<String>)> = policy_quotes::table
+            .find(id)
+            .select((policy_quotes::identity, policy_quotes::identity_provider))
+            .first(&mut conn)
+            .await
+            .optional()
+            .map_err(db_kit::DbError::from)?;
+        let Some((identity, provider)) = row else {
+            return Err(ApiError::bad_request("Invalid policyQuoteId."));
+        };
+        if identity.is_none() {
+            return Err(ApiError::bad_request("PolicyQuoteId refers to anonymous user."));
+        }
+        if (q.identity.is_some() && q.identity != identity)
+            || (q.identity_provider.is_some() && q.identity_provider != provider)
+        {
+            return Err(ApiError::bad_request("Invalid policyQuoteId."));
+        }
+        return Ok(vec![id]);
+    }
+    match (&q.identity, &q.identity_provider) {
+        (Some(i), Some(p)) => {
+            let ids: Vec<i64> = policy_quotes::table
+                .filter(policy_quotes::identity.eq(i))
+                .filter(policy_quotes::identity_provider.eq(p))
+                .select(policy_quotes::id)
+                .load(&mut conn)
+                .await
+                .map_err(db_kit::DbError::from)?;
+            if ids.is_empty() {
+                return Err(ApiError::bad_request("No policyQuotes available."));
+            }
+            Ok(ids)
+        }
+        _ => Err(ApiError::bad_request("Missing query parameters.")),
+    }
+}
+
+/// `GET /api/v1/unconfirmedTxs`: transactions still "sent to node" under the selected quotes.
+pub async fn unconfirmed(
+    caller: TrustedCaller,
+    state: web::Data<AppState>,
+    q: web::Query<UnconfirmedQuery>,
+) -> Result<HttpResponse, ApiError> {
+    require_admin(&caller)?;
+    let quotes = selected_quotes(&state, &q).await?;
+    let mut conn = state.db.conn().await?;
+    let ids: Vec<Vec<u8>> = txs::table
+        .filter(txs::policy_quote_id.eq_any(quotes))
+        .filter(txs::tx_status.eq(crate::txstore::STATUS_SENT_TO_NODE))
+        .select(txs::txid)
+        .load(&mut conn)
+        .await
+        .map_err(db_kit::DbError::from)?;
+    let tx_ids: Vec<String> =
+        ids.iter().filter_map(|t| Txid::from_internal_slice(t)).map(|t| t.to_string()).collect();
+    Ok(HttpResponse::Ok().json(json!({"count": tx_ids.len(), "txIds": tx_ids})))
+}
+
+/// `DELETE /api/v1/unconfirmedTxs`.
+pub async fn delete_unconfirmed(
+    caller: TrustedCaller,
+    state: web::Data<AppState>,
+    q: web::Query<UnconfirmedQuery>,
+) -> Result<HttpResponse, ApiError> {
+    require_admin(&caller)?;
+    let quotes = selected_quotes(&state, &q).await?;
+    let mut conn = state.db.conn().await?;
+    diesel::delete(
+        txs::table
+            .filter(txs::policy_quote_id.eq_any(quotes))
+            .filter(txs::tx_status.eq(crate::txstore::STATUS_SENT_TO_NODE)),
+    )
+    .execute(&mut conn)
+    .await
+    .map_err(db_kit::DbError::from)?;
+    Ok(HttpResponse::NoContent().finish())
+}
