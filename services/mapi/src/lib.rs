@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 pub mod admin_status;
+pub mod consolidation;
 pub mod fees;
 pub mod mempool_checker;
 pub mod metrics;

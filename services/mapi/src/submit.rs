@@ -13,6 +13,7 @@ use time::OffsetDateTime;
 use wire_model::mapi::{ConflictedTx, ReturnResult, TxResult};
 use wire_model::{CallbackEncryption, CallbackUrl};
 
+use crate::consolidation::{Params, PrevoutFacts, is_consolidation};
 use crate::fees::{self, FeeVerdict};
 use crate::quotes::{self, Quote};
 use crate::txstore::{self, NewTx, STATUS_NODE_REJECTED};
@@ -288,8 +289,20 @@ pub async fn submit(
     }
 
     // 3. Prevouts: parents in the same batch are used directly; the rest with one gettxouts.
-    let in_batch: HashMap<Txid, Vec<i64>> =
-        candidates.iter().map(|c| (c.1, c.2.output_values().collect())).collect();
+    // For parents in the batch: (value, locking script length) of each output.
+    let in_batch: HashMap<Txid, Vec<(i64, u64)>> = candidates
+        .iter()
+        .map(|c| {
+            (
+                c.1,
+                c.2.as_chain_gang()
+                    .outputs
+                    .iter()
+                    .map(|o| (o.satoshis, o.lock_script.0.len() as u64))
+                    .collect(),
+            )
+        })
+        .collect();
     let mut wanted: Vec<TxOutRef> = Vec::new();
     for (_, _, tx, _) in &candidates {
         for op in tx.spent_outpoints() {
@@ -303,6 +316,22 @@ pub async fn submit(
     let timer = m.gettxouts_duration.start_timer();
     let prevouts = fetch_prevouts(&nodes, &wanted).await;
     timer.observe_duration();
+    // The node's consolidation parameters (none known: no consolidation exemption).
+    let network = if candidates.is_empty() {
+        serde_json::Map::new()
+    } else {
+        let mut extra = serde_json::Map::new();
+        for (_, client) in &nodes {
+            if let Ok(info) = client.get_network_info().await {
+                extra = info.extra;
+                break;
+            }
+        }
+        if !extra.contains_key("minconsolidationfactor") {
+            extra.insert("minconsolidationfactor".into(), 0.into());
+        }
+        extra
+    };
 
     // 4. Per transaction: inputs, fees, warnings.
     let mut to_send: Vec<ToSend> = Vec::new();
@@ -315,20 +344,29 @@ pub async fn submit(
             }
         };
         let mut input_sum: i64 = 0;
+        let mut facts: Vec<PrevoutFacts> = Vec::new();
         let mut missing = false;
         let mut already_in_mempool = false;
         let mut conflicted: Vec<ConflictedTx> = Vec::new();
         for op in tx.spent_outpoints() {
             if let Some(parent) = in_batch.get(&op.txid) {
                 match parent.get(op.vout as usize) {
-                    Some(v) => input_sum = input_sum.saturating_add(*v),
+                    Some((v, len)) => {
+                        input_sum = input_sum.saturating_add(*v);
+                        facts.push(PrevoutFacts { script_len: *len, confirmations: 0, is_standard: true });
+                    }
                     None => missing = true,
                 }
                 continue;
             }
             match prevouts.get(&op) {
                 Some(info) if info.error.is_none() => {
-                    input_sum = input_sum.saturating_add(info.satoshis().unwrap_or(0))
+                    input_sum = input_sum.saturating_add(info.satoshis().unwrap_or(0));
+                    facts.push(PrevoutFacts {
+                        script_len: info.script_pub_key_len.unwrap_or(0),
+                        confirmations: info.confirmations.unwrap_or(0),
+                        is_standard: info.is_standard.unwrap_or(false),
+                    });
                 }
                 Some(info) => {
                     missing = true;
@@ -359,8 +397,16 @@ pub async fn submit(
             continue;
         }
         let paid = input_sum.saturating_sub(tx.output_values().fold(0i64, |a, v| a.saturating_add(v)));
+        let free = FeeVerdict { ok_to_mine: true, ok_to_relay: true };
+        // A consolidation under any valid quote is free (its parameters may come from the quote).
+        let consolidating = valid_quotes.iter().copied().find(|q| {
+            let params = Params::from(&network, q.policies_object().as_ref());
+            is_consolidation(&tx, &facts, &params)
+        });
         let (verdict, quote) = if state.settings.check_fee_disabled || already_in_mempool {
-            (FeeVerdict { ok_to_mine: true, ok_to_relay: true }, valid_quotes.first().copied())
+            (free, valid_quotes.first().copied())
+        } else if let Some(q) = consolidating {
+            (free, Some(q))
         } else {
             match fees::best(&valid_quotes, paid, tx.fee_bytes()) {
                 Some((q, v)) if v.score() > 0 => (v, Some(q)),

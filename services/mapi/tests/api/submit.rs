@@ -293,3 +293,42 @@ async fn unconfirmed_txs_and_status_endpoints() {
     let parser: Value = app.get("/api/v1/status/blockparser", As::Admin).await.json().await.unwrap();
     assert_eq!(parser["blocksParsed"], 0);
 }
+
+/// A transaction spending `coins` to one new address with no fee.
+async fn merge(node: &BitcoindNode, coins: &[Value]) -> String {
+    let total: u64 = coins.iter().map(|c| (c["amount"].as_f64().unwrap() * 1e8).round() as u64).sum();
+    let inputs: Vec<Value> = coins.iter().map(|c| json!({"txid": c["txid"], "vout": c["vout"]})).collect();
+    let to = node.new_address().await;
+    let raw = node.rpc("createrawtransaction", json!([inputs, {to: total as f64 / 1e8}])).await;
+    let signed = node.rpc("signrawtransaction", json!([raw])).await;
+    assert_eq!(signed["complete"], true);
+    signed["hex"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn a_consolidation_tx_is_accepted_without_a_fee() {
+    let (app, node) = app_with_node().await;
+    // 40 small outputs, confirmed 6 times (the node's minconfconsolidationinput).
+    let mut outputs = serde_json::Map::new();
+    for _ in 0..40 {
+        outputs.insert(node.new_address().await, json!(0.001));
+    }
+    node.rpc("sendmany", json!(["", outputs])).await;
+    node.generate(6).await;
+    let small: Vec<Value> =
+        coins(&node).await.into_iter().filter(|c| c["amount"].as_f64() == Some(0.001)).collect();
+    assert_eq!(small.len(), 40);
+
+    // 19 inputs into one output is not a consolidation (factor 20): a zero fee is not enough.
+    let short = merge(&node, &small[..19]).await;
+    assert_eq!(
+        submit_one(&app, As::Anonymous, json!({"rawtx": short})).await.result_description,
+        "Not enough fees"
+    );
+    // 20 inputs into one output is: accepted for free, and the node takes it.
+    let consolidation = merge(&node, &small[20..40]).await;
+    let p = submit_one(&app, As::Anonymous, json!({"rawtx": consolidation})).await;
+    assert_eq!(p.result_description, "", "{p:?}");
+    let mempool = node.rpc("getrawmempool", json!([])).await;
+    assert!(mempool.as_array().unwrap().contains(&json!(txid_of(&consolidation))));
+}
