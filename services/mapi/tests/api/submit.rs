@@ -206,6 +206,13 @@ async fn one_node_down_still_succeeds_all_down_is_503() {
     let coins = coins(&a).await;
     let first = spend(&a, &coins[0], 1000, 0).await;
     let second = spend(&a, &coins[1], 1000, 0).await;
+    let both = spend(&a, &coins[2], 1000, 0).await;
+
+    // Both up: accepted, and in both mempools (mapi sends to every node itself).
+    assert_eq!(submit_one(&app, As::Anonymous, json!({"rawtx": both})).await.result_description, "");
+    for n in [&a, &b] {
+        assert!(n.rpc("getrawmempool", json!([])).await.as_array().unwrap().contains(&json!(txid_of(&both))));
+    }
 
     b.stop().await;
     let p = submit_one(&app, As::Anonymous, json!({"rawtx": first})).await;
@@ -331,4 +338,16 @@ async fn a_consolidation_tx_is_accepted_without_a_fee() {
     assert_eq!(p.result_description, "", "{p:?}");
     let mempool = node.rpc("getrawmempool", json!([])).await;
     assert!(mempool.as_array().unwrap().contains(&json!(txid_of(&consolidation))));
+}
+
+#[tokio::test]
+async fn quote_policies_reach_the_node_as_config() {
+    let (app, node) = app_with_node().await;
+    let coins = coins(&node).await;
+    let quote = |policies: Value| json!({"identity": "m", "identityProvider": "p", "fees": crate::helpers::fees(1, 1000), "policies": policies});
+    // A policy the node refuses: the node's reason comes back per transaction.
+    assert_eq!(app.post("/api/v1/PolicyQuote", As::Admin, &quote(json!({"maxtxsizepolicy": "not a number"}))).await.status(), 201);
+    let p = submit_one(&app, As::Identity("m", "p"), json!({"rawtx": spend(&node, &coins[0], 1000, 0).await})).await;
+    assert_eq!(p.return_result, wire_model::mapi::ReturnResult::Failure, "{p:?}");
+    assert!(p.result_description.contains("maxtxsizepolicy"), "{p:?}");
 }
