@@ -200,6 +200,12 @@ async fn one_node_down_still_succeeds_all_down_is_503() {
             .await;
     b.connect_to(&a).await;
     a.generate(10).await;
+    let height = a.rpc("getblockcount", json!([])).await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while b.rpc("getblockcount", json!([])).await != height {
+        assert!(std::time::Instant::now() < deadline, "b did not sync");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
     let app = spawn_app().await;
     assert_eq!(app.add_node(&a).await.status(), 201);
     assert_eq!(app.add_node(&b).await.status(), 201);
@@ -346,8 +352,15 @@ async fn quote_policies_reach_the_node_as_config() {
     let coins = coins(&node).await;
     let quote = |policies: Value| json!({"identity": "m", "identityProvider": "p", "fees": crate::helpers::fees(1, 1000), "policies": policies});
     // A policy the node refuses: the node's reason comes back per transaction.
-    assert_eq!(app.post("/api/v1/PolicyQuote", As::Admin, &quote(json!({"maxtxsizepolicy": "not a number"}))).await.status(), 201);
-    let p = submit_one(&app, As::Identity("m", "p"), json!({"rawtx": spend(&node, &coins[0], 1000, 0).await})).await;
+    assert_eq!(
+        app.post("/api/v1/PolicyQuote", As::Admin, &quote(json!({"maxtxsizepolicy": "not a number"})))
+            .await
+            .status(),
+        201
+    );
+    let p =
+        submit_one(&app, As::Identity("m", "p"), json!({"rawtx": spend(&node, &coins[0], 1000, 0).await}))
+            .await;
     assert_eq!(p.return_result, wire_model::mapi::ReturnResult::Failure, "{p:?}");
     assert!(p.result_description.contains("maxtxsizepolicy"), "{p:?}");
 }
