@@ -26,7 +26,8 @@ async fn make_txs(node: &BitcoindNode, n: usize) -> Vec<String> {
     }
     // Fan out in chunks (one sendmany per 500 outputs), then confirm.
     for chunk in addresses.chunks(500) {
-        let outputs: serde_json::Map<String, Value> = chunk.iter().map(|a| (a.clone(), json!(0.0002))).collect();
+        let outputs: serde_json::Map<String, Value> =
+            chunk.iter().map(|a| (a.clone(), json!(0.0002))).collect();
         node.rpc("sendmany", json!(["", outputs])).await;
     }
     node.generate(1).await;
@@ -36,7 +37,12 @@ async fn make_txs(node: &BitcoindNode, n: usize) -> Vec<String> {
     let mut txs = Vec::with_capacity(n);
     for coin in small {
         let to = node.new_address().await;
-        let raw = node.rpc("createrawtransaction", json!([[{"txid": coin["txid"], "vout": coin["vout"]}], {to: 0.00019}])).await;
+        let raw = node
+            .rpc(
+                "createrawtransaction",
+                json!([[{"txid": coin["txid"], "vout": coin["vout"]}], {to: 0.00019}]),
+            )
+            .await;
         let signed = node.rpc("signrawtransaction", json!([raw])).await;
         txs.push(signed["hex"].as_str().unwrap().to_owned());
     }
@@ -51,7 +57,15 @@ enum Path {
 }
 
 /// Sends `txs` in batches of `batch` with `concurrency` workers; returns transactions per second.
-async fn run(path: Path, txs: Vec<String>, batch: usize, concurrency: usize, rpc: &RpcClient, mapi: &str, gateway: &str) -> f64 {
+async fn run(
+    path: Path,
+    txs: Vec<String>,
+    batch: usize,
+    concurrency: usize,
+    rpc: &RpcClient,
+    mapi: &str,
+    gateway: &str,
+) -> f64 {
     let batches: Vec<Vec<String>> = txs.chunks(batch).map(<[String]>::to_vec).collect();
     let queue = Arc::new(tokio::sync::Mutex::new(batches));
     let http = reqwest::Client::new();
@@ -67,7 +81,13 @@ async fn run(path: Path, txs: Vec<String>, batch: usize, concurrency: usize, rpc
                     Path::Direct => {
                         let items: Vec<SendRawTx> = b
                             .iter()
-                            .map(|hex| SendRawTx { hex: hex.clone(), allowhighfees: false, dontcheckfee: true, listunconfirmedancestors: false, config: None })
+                            .map(|hex| SendRawTx {
+                                hex: hex.clone(),
+                                allowhighfees: false,
+                                dontcheckfee: true,
+                                listunconfirmedancestors: false,
+                                config: None,
+                            })
                             .collect();
                         let answer = rpc.send_raw_transactions(&items).await.unwrap();
                         assert!(answer.invalid.is_empty(), "{answer:?}");
@@ -84,7 +104,9 @@ async fn run(path: Path, txs: Vec<String>, batch: usize, concurrency: usize, rpc
                         assert!(resp.status().is_success(), "{}", resp.status());
                         let env: Value = resp.json().await.unwrap();
                         let payload: Value = serde_json::from_str(env["payload"].as_str().unwrap()).unwrap();
-                        let failures = payload["failureCount"].as_u64().unwrap_or(u64::from(payload["returnResult"] != "success"));
+                        let failures = payload["failureCount"]
+                            .as_u64()
+                            .unwrap_or(u64::from(payload["returnResult"] != "success"));
                         assert_eq!(failures, 0, "{payload}");
                     }
                 }
@@ -103,7 +125,12 @@ fn main() {
         let per_run: usize = std::env::var("BENCH_TXS").ok().and_then(|s| s.parse().ok()).unwrap_or(200);
         let configs: Vec<(usize, usize)> = vec![(1, 1), (1, 8), (1, 32), (100, 1), (100, 8), (100, 32)];
         let paths = [Path::Direct, Path::Mapi, Path::Gateway];
-        let node = BitcoindNode::start().await;
+        // Enough RPC threads and queue for 32 concurrent callers (the node's defaults are 4 / 16).
+        let node = BitcoindNode::start_with(test_support::NodeOptions {
+            extra_args: vec!["-rpcthreads=32".into(), "-rpcworkqueue=512".into()],
+            ..Default::default()
+        })
+        .await;
         node.generate(20).await;
         let mut pool = make_txs(&node, per_run * configs.len() * paths.len()).await;
         let rpc = RpcClient::new(RpcConfig::new(node.rpc_url().parse().unwrap(), node.rpc_user.clone(), node.rpc_password.clone().into())).unwrap();
