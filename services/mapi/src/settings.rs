@@ -4,7 +4,7 @@
 //! |---|---|---|
 //! | `wif_private_key` | `WIF_PRIVATEKEY` | required: the key envelopes are signed with (its public key is the `minerId`) |
 //! | `quote_expiry_minutes` | `QUOTE_EXPIRY_MINUTES` | 10 |
-//! | `callback_ip_addresses` | `CALLBACK_IP_ADDRESSES` | unset (comma-separated IPv4/IPv6[:port] list shown in quotes) |
+//! | `callback_ip_addresses` | `CALLBACK_IP_ADDRESSES` | unset (comma-separated `IPv4/IPv6[:port]` list shown in quotes) |
 //! | `check_fee_disabled` | `CHECK_FEE_DISABLED` | false |
 //! | `resubmit_known_transactions` | `RESUBMIT_KNOWN_TRANSACTIONS` | false |
 //! | `allowed_txout_fields` | `ALLOWED_TXOUT_FIELDS` | `scriptPubKeyLen,value,isStandard,confirmations` |
