@@ -181,6 +181,27 @@ fn main() {
                 batch, concurrency, figures[0], figures[1], figures[2], figures[1] / figures[0], figures[2] / figures[0]
             );
         }
+        // Where mapi's time goes: its own histograms of the node calls it waits for.
+        let metrics = reqwest::get(format!("{mapi_url}/metrics")).await.unwrap().text().await.unwrap();
+        let value = |name: &str| -> f64 {
+            metrics
+                .lines()
+                .find(|l| l.starts_with(name))
+                .and_then(|l| l.split_whitespace().last())
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0.0)
+        };
+        for h in ["merchantapi_rpcmulticlient_gettxouts_duration_seconds", "merchantapi_rpcmulticlient_sendrawtxs_duration_seconds"] {
+            let (sum, count) = (value(&format!("{h}_sum")), value(&format!("{h}_count")));
+            if count > 0.0 {
+                println!("{h}: {count} calls, mean {:.2} ms", sum / count * 1000.0);
+            }
+        }
+        let http_sum = value("http_request_duration_seconds_sum{method=\"POST\",route=\"/mapi/tx\"");
+        let http_count = value("http_request_duration_seconds_count{method=\"POST\",route=\"/mapi/tx\"");
+        if http_count > 0.0 {
+            println!("POST /mapi/tx: {http_count} requests, mean {:.2} ms in mapi", http_sum / http_count * 1000.0);
+        }
         drop((mapi_db, gw_db));
     });
 }

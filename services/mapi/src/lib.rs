@@ -51,6 +51,8 @@ pub struct AppState {
     pub node_clients: nodes::NodeClients,
     /// The reference's metrics.
     pub metrics: metrics::MapiMetrics,
+    /// The nodes' consolidation parameters, cached.
+    pub network_info: nodes::NetworkInfoCache,
 }
 
 /// Why mAPI could not start.
@@ -112,6 +114,7 @@ impl Application {
             miner_id,
             node_clients: nodes::NodeClients::default(),
             metrics: mapi_metrics,
+            network_info: nodes::NetworkInfoCache::default(),
         });
         let port = listener.local_addr()?.port();
         let shutdown = tokio_util::sync::CancellationToken::new();

@@ -121,6 +121,38 @@ fn build_client(
     RpcClient::new(config)
 }
 
+/// The node's `getnetworkinfo` extras (consolidation parameters), kept for a minute: they are
+/// node settings that change only with a node restart, and asking on every submission costs a
+/// round trip.
+#[derive(Debug, Default)]
+pub struct NetworkInfoCache {
+    cached: Mutex<Option<(std::time::Instant, serde_json::Map<String, serde_json::Value>)>>,
+}
+
+impl NetworkInfoCache {
+    const TTL: Duration = Duration::from_secs(60);
+
+    /// The cached extras, or those of the first node that answers; `None` when none does.
+    pub async fn get(
+        &self,
+        nodes: &[(NodeRow, RpcClient)],
+    ) -> Option<serde_json::Map<String, serde_json::Value>> {
+        if let Some((at, extra)) = self.cached.lock().unwrap_or_else(|p| p.into_inner()).as_ref()
+            && at.elapsed() < Self::TTL
+        {
+            return Some(extra.clone());
+        }
+        for (_, client) in nodes {
+            if let Ok(info) = client.get_network_info().await {
+                *self.cached.lock().unwrap_or_else(|p| p.into_inner()) =
+                    Some((std::time::Instant::now(), info.extra.clone()));
+                return Some(info.extra);
+            }
+        }
+        None
+    }
+}
+
 /// All stored nodes.
 pub async fn all(db: &Db) -> Result<Vec<NodeRow>, DbError> {
     let mut conn = db.conn().await?;

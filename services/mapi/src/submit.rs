@@ -199,13 +199,13 @@ pub async fn submit(
 ) -> Result<BatchOutcome, ApiError> {
     let now = OffsetDateTime::now_utc();
     let identity = caller.identity.as_ref().map(|(i, p)| (i.as_str(), p.as_str()));
-    let all_quotes = quotes::for_identity(&state.db, identity).await?;
+    let (all_quotes, nodes) = tokio::join!(quotes::for_identity(&state.db, identity), nodes::clients(state));
+    let (all_quotes, nodes) = (all_quotes?, nodes?);
     let expiry = time::Duration::minutes(i64::from(state.settings.quote_expiry_minutes));
     let valid_quotes: Vec<&Quote> = quotes::valid(&all_quotes, now, expiry);
     if valid_quotes.is_empty() && !state.settings.check_fee_disabled {
         return Err(ApiError::new(ErrorKind::Internal, "No fee quotes available"));
     }
-    let nodes = nodes::clients(state).await?;
     let m = &state.metrics;
     m.requests.inc();
     if identity.is_some() {
@@ -255,10 +255,56 @@ pub async fn submit(
         parsed.push((index, txid, raw, item.options));
     }
 
-    // 2. Already stored?
-    let stored = txstore::existing(&state.db, &parsed.iter().map(|p| p.1).collect::<Vec<_>>()).await?;
-    let mut candidates: Vec<(usize, Txid, Transaction, SubmitOptions)> = Vec::new();
+    // 2. Parse, then look up stored rows and the prevouts at the same time (the node's
+    //    `gettxouts` is the slowest call of a submission; nothing else waits behind it).
+    let mut parsed_txs: Vec<(usize, Txid, Vec<u8>, Transaction, SubmitOptions)> = Vec::new();
     for (index, txid, raw, options) in parsed {
+        match Transaction::parse(&raw) {
+            Ok(tx) if tx.is_coinbase() => pre.push((
+                index,
+                failure(Some(txid), "Invalid transaction - coinbase transactions are not accepted", false),
+            )),
+            Ok(tx) => parsed_txs.push((index, txid, raw, tx, options)),
+            Err(_) => pre.push((index, failure(Some(txid), "Can not parse transaction", false))),
+        }
+    }
+    // Parents in the same batch are used directly: (value, locking script length) per output.
+    let in_batch: HashMap<Txid, Vec<(i64, u64)>> = parsed_txs
+        .iter()
+        .map(|c| {
+            (
+                c.1,
+                c.3.as_chain_gang()
+                    .outputs
+                    .iter()
+                    .map(|o| (o.satoshis, o.lock_script.0.len() as u64))
+                    .collect(),
+            )
+        })
+        .collect();
+    let mut wanted: Vec<TxOutRef> = Vec::new();
+    for (_, _, _, tx, _) in &parsed_txs {
+        for op in tx.spent_outpoints() {
+            if !in_batch.contains_key(&op.txid) {
+                wanted.push(TxOutRef { txid: op.txid, n: op.vout });
+            }
+        }
+    }
+    wanted.sort_by_key(|r| (r.txid, r.n));
+    wanted.dedup();
+    let txids: Vec<Txid> = parsed_txs.iter().map(|p| p.1).collect();
+    let timed_prevouts = async {
+        let timer = m.gettxouts_duration.start_timer();
+        let prevouts = fetch_prevouts(&nodes, &wanted).await;
+        timer.observe_duration();
+        prevouts
+    };
+    let (stored, prevouts) = tokio::join!(txstore::existing(&state.db, &txids), timed_prevouts);
+    let stored = stored?;
+
+    // 3. Already stored?
+    let mut candidates: Vec<(usize, Txid, Transaction, SubmitOptions)> = Vec::new();
+    for (index, txid, raw, tx, options) in parsed_txs {
         if let Some(s) = stored.get(&txid).filter(|s| s.tx_status != STATUS_NODE_REJECTED) {
             let same_params = s.callback_url.as_deref() == options.callback_url.as_deref()
                 && s.merkle_proof == options.merkle_proof
@@ -278,58 +324,14 @@ pub async fn submit(
                 continue;
             }
         }
-        match Transaction::parse(&raw) {
-            Ok(tx) if tx.is_coinbase() => pre.push((
-                index,
-                failure(Some(txid), "Invalid transaction - coinbase transactions are not accepted", false),
-            )),
-            Ok(tx) => candidates.push((index, txid, tx, options)),
-            Err(_) => pre.push((index, failure(Some(txid), "Can not parse transaction", false))),
-        }
+        candidates.push((index, txid, tx, options));
     }
-
-    // 3. Prevouts: parents in the same batch are used directly; the rest with one gettxouts.
-    // For parents in the batch: (value, locking script length) of each output.
-    let in_batch: HashMap<Txid, Vec<(i64, u64)>> = candidates
-        .iter()
-        .map(|c| {
-            (
-                c.1,
-                c.2.as_chain_gang()
-                    .outputs
-                    .iter()
-                    .map(|o| (o.satoshis, o.lock_script.0.len() as u64))
-                    .collect(),
-            )
-        })
-        .collect();
-    let mut wanted: Vec<TxOutRef> = Vec::new();
-    for (_, _, tx, _) in &candidates {
-        for op in tx.spent_outpoints() {
-            if !in_batch.contains_key(&op.txid) {
-                wanted.push(TxOutRef { txid: op.txid, n: op.vout });
-            }
-        }
-    }
-    wanted.sort_by_key(|r| (r.txid, r.n));
-    wanted.dedup();
-    let timer = m.gettxouts_duration.start_timer();
-    let prevouts = fetch_prevouts(&nodes, &wanted).await;
-    timer.observe_duration();
     // The node's consolidation parameters (none known: no consolidation exemption).
     let network = if candidates.is_empty() {
         serde_json::Map::new()
     } else {
-        let mut extra = serde_json::Map::new();
-        for (_, client) in &nodes {
-            if let Ok(info) = client.get_network_info().await {
-                extra = info.extra;
-                break;
-            }
-        }
-        if !extra.contains_key("minconsolidationfactor") {
-            extra.insert("minconsolidationfactor".into(), 0.into());
-        }
+        let mut extra = state.network_info.get(&nodes).await.unwrap_or_default();
+        extra.entry("minconsolidationfactor").or_insert(0.into());
         extra
     };
 

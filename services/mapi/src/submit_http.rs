@@ -98,8 +98,8 @@ pub async fn submit_tx(
             SubmitItem { raw_hex: None, raw_bytes: Some(body.to_vec()), options: query_options(&query, "")? }
         }
     };
-    let (hash, height) = nodes::best_block(&state).await?;
-    let outcome = submit(&state, &caller, vec![item]).await?;
+    let (best, outcome) = tokio::join!(nodes::best_block(&state), submit(&state, &caller, vec![item]));
+    let ((hash, height), outcome) = (best?, outcome?);
     let r =
         outcome.results.into_iter().next().ok_or_else(|| ApiError::new(ErrorKind::Internal, "no result"))?;
     let payload = SubmitTxPayload {
@@ -161,8 +161,8 @@ pub async fn submit_txs(
     if items.is_empty() {
         return Err(ApiError::bad_request("No transactions in the request"));
     }
-    let (hash, height) = nodes::best_block(&state).await?;
-    let outcome = submit(&state, &caller, items).await?;
+    let (best, outcome) = tokio::join!(nodes::best_block(&state), submit(&state, &caller, items));
+    let ((hash, height), outcome) = (best?, outcome?);
     let payload = SubmitTxsPayload {
         api_version: API_VERSION.to_owned(),
         timestamp: MapiTimestamp::now(),
