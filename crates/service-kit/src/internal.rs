@@ -93,6 +93,11 @@ pub struct TrustedCaller {
 }
 
 impl TrustedCaller {
+    /// 401 unless the gateway vouched for the admin `Api-Key`.
+    pub fn require_admin(&self) -> Result<(), ApiError> {
+        if self.admin { Ok(()) } else { Err(ApiError::unauthorized("Unauthorized")) }
+    }
+
     /// Reads the identity headers of a request whose internal credential verified.
     pub fn from_request_headers(req: &actix_web::HttpRequest) -> Self {
         let trusted =

@@ -152,6 +152,14 @@ impl CommonSettings {
         Ok(())
     }
 
+    /// Fails naming `DATABASE_URL` when a service with storage has none.
+    pub fn require_database_url(&self) -> Result<(), SettingsError> {
+        match self.database_url {
+            Some(_) => Ok(()),
+            None => Err(SettingsError::invalid(COMMON_ENV, "common.database_url", "is required")),
+        }
+    }
+
     /// Database settings for `schema`; fails naming `DATABASE_URL` when it is not set.
     pub fn db_settings(&self, schema: &str) -> Result<db_kit::DbSettings, SettingsError> {
         let url = self

@@ -50,25 +50,8 @@ pub struct AppState {
     pub credential: secrecy::SecretString,
 }
 
-/// Why the gateway could not start.
-#[derive(Debug, thiserror::Error)]
-pub enum StartError {
-    /// Settings are invalid.
-    #[error(transparent)]
-    Settings(#[from] service_kit::SettingsError),
-    /// The database could not be prepared.
-    #[error(transparent)]
-    Db(#[from] db_kit::DbError),
-    /// Metrics could not be registered.
-    #[error("metrics: {0}")]
-    Metrics(#[from] service_kit::metrics::MetricsError),
-    /// The listener failed.
-    #[error("listener: {0}")]
-    Io(#[from] std::io::Error),
-    /// The upstream HTTP client could not be built.
-    #[error("upstream client: {0}")]
-    Http(#[from] reqwest::Error),
-}
+/// Why the service could not start.
+pub use service_kit::StartError;
 
 /// A built, not yet running, gateway.
 pub struct Application {

@@ -120,13 +120,7 @@ max_body_bytes = 1048576
 
     fn validate(&self) -> Result<(), SettingsError> {
         self.common.validate()?;
-        if self.common.database_url.is_none() {
-            return Err(SettingsError::invalid(
-                service_kit::settings::COMMON_ENV,
-                "common.database_url",
-                "is required",
-            ));
-        }
+        self.common.require_database_url()?;
         if !matches!(self.public_url.scheme(), "http" | "https") {
             return Err(SettingsError::invalid(Self::ENV, "public_url", "must be an http or https URL"));
         }

@@ -13,13 +13,9 @@ use service_kit::internal::TrustedCaller;
 use crate::schema::{policy_quotes, txs};
 use crate::{AppState, nodes};
 
-fn require_admin(caller: &TrustedCaller) -> Result<(), ApiError> {
-    if caller.admin { Ok(()) } else { Err(ApiError::unauthorized("Unauthorized")) }
-}
-
 /// `GET /api/v1/status/tx`: submission counters of this instance.
 pub async fn tx(caller: TrustedCaller, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    require_admin(&caller)?;
+    caller.require_admin()?;
     let m = &state.metrics;
     let requests = m.requests.get() as f64;
     let tx = (m.tx_authenticated_user.get() + m.tx_anonymous_user.get()) as f64;
@@ -46,7 +42,7 @@ pub async fn tx(caller: TrustedCaller, state: web::Data<AppState>) -> Result<Htt
 /// `GET /api/v1/status/zmq`: ZMQ subscriptions belong to the zmq-listener service; until it is
 /// deployed every node is reported as not yet processed.
 pub async fn zmq(caller: TrustedCaller, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    require_admin(&caller)?;
+    caller.require_admin()?;
     let list: Vec<serde_json::Value> = nodes::all(&state.db)
         .await?
         .iter()
@@ -58,7 +54,7 @@ pub async fn zmq(caller: TrustedCaller, state: web::Data<AppState>) -> Result<Ht
 /// `GET /api/v1/status/blockparser`: blocks are parsed by the block-parser service; until it is
 /// deployed the counters are zero and the description says so.
 pub async fn blockparser(caller: TrustedCaller) -> Result<HttpResponse, ApiError> {
-    require_admin(&caller)?;
+    caller.require_admin()?;
     Ok(HttpResponse::Ok().json(json!({
         "blocksProcessed": 0, "blocksParsed": 0, "totalBytes": 0, "totalTxs": 0, "totalTxsFound": 0, "totalDsFound": 0,
         "numOfErrors": 0, "blockParserQueue": 0,
@@ -123,7 +119,7 @@ pub async fn unconfirmed(
     state: web::Data<AppState>,
     q: web::Query<UnconfirmedQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    require_admin(&caller)?;
+    caller.require_admin()?;
     let quotes = selected_quotes(&state, &q).await?;
     let mut conn = state.db.conn().await?;
     let ids: Vec<Vec<u8>> = txs::table
@@ -144,7 +140,7 @@ pub async fn delete_unconfirmed(
     state: web::Data<AppState>,
     q: web::Query<UnconfirmedQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    require_admin(&caller)?;
+    caller.require_admin()?;
     let quotes = selected_quotes(&state, &q).await?;
     let mut conn = state.db.conn().await?;
     diesel::delete(

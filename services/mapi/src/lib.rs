@@ -55,22 +55,8 @@ pub struct AppState {
     pub network_info: nodes::NetworkInfoCache,
 }
 
-/// Why mAPI could not start.
-#[derive(Debug, thiserror::Error)]
-pub enum StartError {
-    /// Settings are invalid.
-    #[error(transparent)]
-    Settings(#[from] service_kit::SettingsError),
-    /// The database could not be prepared.
-    #[error(transparent)]
-    Db(#[from] db_kit::DbError),
-    /// Metrics could not be registered.
-    #[error("metrics: {0}")]
-    Metrics(#[from] service_kit::metrics::MetricsError),
-    /// The listener failed.
-    #[error("listener: {0}")]
-    Io(#[from] std::io::Error),
-}
+/// Why the service could not start.
+pub use service_kit::StartError;
 
 /// A built, not yet running, mAPI.
 pub struct Application {

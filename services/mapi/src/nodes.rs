@@ -220,10 +220,6 @@ fn parse_id(id: &str) -> Result<(String, i32), ApiError> {
     Ok((host.to_ascii_lowercase(), port))
 }
 
-fn require_admin(caller: &TrustedCaller) -> Result<(), ApiError> {
-    if caller.admin { Ok(()) } else { Err(ApiError::unauthorized("Unauthorized")) }
-}
-
 /// Checks that a node answers, is recent enough and publishes the ZMQ topics mAPI needs.
 async fn check_node(
     host: &str,
@@ -265,7 +261,7 @@ pub async fn create(
     state: web::Data<AppState>,
     body: web::Json<NodeInput>,
 ) -> Result<HttpResponse, ApiError> {
-    require_admin(&caller)?;
+    caller.require_admin()?;
     let input = body.into_inner();
     let (host, port) = parse_id(input.id.as_deref().unwrap_or_default())?;
     let username = input
@@ -305,7 +301,7 @@ pub async fn create(
 
 /// `GET /api/v1/Node`.
 pub async fn list(caller: TrustedCaller, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    require_admin(&caller)?;
+    caller.require_admin()?;
     let views: Vec<NodeView> = all(&state.db).await?.iter().map(NodeView::from).collect();
     Ok(HttpResponse::Ok().json(views))
 }
@@ -324,7 +320,7 @@ pub async fn get(
     state: web::Data<AppState>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    require_admin(&caller)?;
+    caller.require_admin()?;
     let node = find(&state, &id).await?.ok_or_else(|| ApiError::not_found("Not found"))?;
     Ok(HttpResponse::Ok().json(NodeView::from(&node)))
 }
@@ -336,7 +332,7 @@ pub async fn update(
     id: web::Path<String>,
     body: web::Json<NodeInput>,
 ) -> Result<HttpResponse, ApiError> {
-    require_admin(&caller)?;
+    caller.require_admin()?;
     let node = find(&state, &id).await?.ok_or_else(|| ApiError::not_found("Not found"))?;
     let input = body.into_inner();
     let username = input
@@ -374,7 +370,7 @@ pub async fn delete(
     state: web::Data<AppState>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    require_admin(&caller)?;
+    caller.require_admin()?;
     if let Some(node) = find(&state, &id).await? {
         let mut conn = state.db.conn().await?;
         diesel::delete(nodes::table.find(node.node_id)).execute(&mut conn).await.map_err(DbError::from)?;

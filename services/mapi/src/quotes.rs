@@ -156,17 +156,13 @@ fn validate(q: &NewQuote, now: OffsetDateTime) -> Result<(), String> {
     if problems.is_empty() { Ok(()) } else { Err(problems.join(" ")) }
 }
 
-fn require_admin(caller: &TrustedCaller) -> Result<(), ApiError> {
-    if caller.admin { Ok(()) } else { Err(ApiError::unauthorized("Unauthorized")) }
-}
-
 /// `POST /api/v1/PolicyQuote`.
 pub async fn create(
     caller: TrustedCaller,
     state: web::Data<AppState>,
     body: web::Json<NewQuote>,
 ) -> Result<HttpResponse, ApiError> {
-    require_admin(&caller)?;
+    caller.require_admin()?;
     let now = OffsetDateTime::now_utc();
     let q = body.into_inner();
     validate(&q, now).map_err(ApiError::bad_request)?;
@@ -196,7 +192,7 @@ pub async fn get(
     state: web::Data<AppState>,
     id: web::Path<i64>,
 ) -> Result<HttpResponse, ApiError> {
-    require_admin(&caller)?;
+    caller.require_admin()?;
     let mut conn = state.db.conn().await?;
     let quote: Option<Quote> = policy_quotes::table
         .find(id.into_inner())
@@ -228,7 +224,7 @@ pub async fn list(
     state: web::Data<AppState>,
     query: web::Query<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    require_admin(&caller)?;
+    caller.require_admin()?;
     let q = query.into_inner();
     let mut conn = state.db.conn().await?;
     let all: Vec<Quote> = policy_quotes::table

@@ -93,13 +93,7 @@ mempool_checker_missing_inputs_retries = 5
 
     fn validate(&self) -> Result<(), SettingsError> {
         self.common.validate()?;
-        if self.common.database_url.is_none() {
-            return Err(SettingsError::invalid(
-                service_kit::settings::COMMON_ENV,
-                "common.database_url",
-                "is required",
-            ));
-        }
+        self.common.require_database_url()?;
         let wif = self
             .wif_private_key
             .as_ref()
