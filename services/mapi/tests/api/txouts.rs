@@ -26,7 +26,8 @@ async fn outputs_with_selected_fields_missing_and_spent() {
             (status, resp.text().await.unwrap())
         }
     };
-    let body = json!([{"txid": funding, "n": 0}, {"txid": funding, "n": 9}, {"txid": spent["txid"], "n": spent["vout"]}]);
+    // The spender's own output is unspent (nothing was sent after it); its input is spent.
+    let body = json!([{"txid": spender, "n": 0}, {"txid": funding, "n": 9}, {"txid": spent["txid"], "n": spent["vout"]}]);
     let (status, text) =
         ask("?includeMempool=true&returnField=value&returnField=CONFIRMATIONS", body.clone()).await;
     assert_eq!(status, 200, "{text}");
