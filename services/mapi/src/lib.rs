@@ -10,6 +10,7 @@ pub mod public;
 pub mod quotes;
 mod schema;
 pub mod settings;
+pub mod signer;
 pub mod status;
 pub mod submit;
 pub mod submit_http;
@@ -43,10 +44,8 @@ pub struct AppState {
     pub db: Db,
     /// Settings.
     pub settings: MapiSettings,
-    /// The signing key.
-    pub key: PrivateKey,
-    /// Its compressed public key, hex: the `minerId`.
-    pub miner_id: String,
+    /// Who signs envelopes.
+    pub signer: signer::Signer,
     /// RPC clients per node.
     pub node_clients: nodes::NodeClients,
     /// The reference's metrics.
@@ -74,14 +73,22 @@ impl std::fmt::Debug for Application {
 impl Application {
     /// Migrates the database and binds `listener` (port 0 in tests).
     pub async fn build(settings: MapiSettings, listener: TcpListener) -> Result<Self, StartError> {
-        let wif = settings.wif_private_key.as_ref().map(|w| w.expose_secret().to_owned()).unwrap_or_default();
-        let key = PrivateKey::from_wif(&wif).map_err(|_| {
-            service_kit::SettingsError::invalid(
-                <MapiSettings as service_kit::ServiceSettings>::ENV,
-                "wif_private_key",
-                "is not a valid WIF private key",
-            )
-        })?;
+        let signer = match (&settings.wif_private_key, &settings.minerid_server_url) {
+            (Some(wif), _) => {
+                signer::Signer::Key(PrivateKey::from_wif(wif.expose_secret()).map_err(|_| {
+                    service_kit::SettingsError::invalid(
+                        <MapiSettings as service_kit::ServiceSettings>::ENV,
+                        "wif_private_key",
+                        "is not a valid WIF private key",
+                    )
+                })?)
+            }
+            (None, url) => signer::Signer::MinerId(signer::MinerIdServer::new(
+                url.as_deref().unwrap_or_default(),
+                settings.minerid_server_alias.as_deref().unwrap_or_default(),
+                settings.minerid_server_authentication.clone(),
+            )?),
+        };
         let db = Db::new(settings.common.db_settings(SCHEMA)?)?;
         db.migrate(MIGRATIONS).await?;
         let registry = Metrics::new("mapi")?;
@@ -92,12 +99,10 @@ impl Application {
             credential: InternalCredential::new(settings.common.internal_token.clone()),
         };
         let grace = settings.common.shutdown_grace_secs;
-        let miner_id = key.public_key().to_hex();
         let state = web::Data::new(AppState {
             db,
             settings,
-            key,
-            miner_id,
+            signer,
             node_clients: nodes::NodeClients::default(),
             metrics: mapi_metrics,
             network_info: nodes::NetworkInfoCache::default(),

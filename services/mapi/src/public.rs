@@ -10,9 +10,25 @@ use wire_model::mapi::{API_VERSION, CallbackIp, QuotePayload};
 
 use crate::{AppState, nodes, quotes};
 
-/// Signs a payload with the miner's key.
-pub fn envelope<T: serde::Serialize>(state: &AppState, payload: &T) -> Result<HttpResponse, ApiError> {
-    let env = JsonEnvelope::sign_json(payload, &state.key).map_err(|e| ApiError::internal(&e))?;
+/// The current `minerId`; 503 when the MinerId server cannot say.
+pub async fn miner_id(state: &AppState) -> Result<String, ApiError> {
+    state.signer.miner_id().await.map_err(|e| {
+        tracing::warn!(error = %e, "no minerId");
+        ApiError::unavailable("The signing service is unavailable, retry later.")
+    })
+}
+
+/// Signs a payload (which names `miner_id`) and answers with the envelope.
+pub async fn envelope<T: serde::Serialize>(
+    state: &AppState,
+    miner_id: &str,
+    payload: &T,
+) -> Result<HttpResponse, ApiError> {
+    let text = serde_json::to_string(payload).map_err(|e| ApiError::internal(&e))?;
+    let env: JsonEnvelope = state.signer.envelope(text, miner_id).await.map_err(|e| {
+        tracing::warn!(error = %e, "signing failed");
+        ApiError::unavailable("The signing service is unavailable, retry later.")
+    })?;
     Ok(HttpResponse::Ok().json(env))
 }
 
@@ -27,6 +43,7 @@ async fn quote(
     // An authenticated caller without a quote of its own gets 404, not the anonymous quote.
     let quote = quotes::current(&all, now).ok_or_else(|| ApiError::not_found("No fee quotes available"))?;
     let (hash, height) = nodes::best_block(state).await?;
+    let miner_id = miner_id(state).await?;
     let ips = state.settings.callback_ips();
     let payload = QuotePayload {
         api_version: API_VERSION.to_owned(),
@@ -34,7 +51,7 @@ async fn quote(
         expiry_time: MapiTimestamp(
             now + time::Duration::minutes(i64::from(state.settings.quote_expiry_minutes)),
         ),
-        miner_id: state.miner_id.clone(),
+        miner_id: miner_id.clone(),
         current_highest_block_hash: hash,
         current_highest_block_height: height,
         fees: quote.fees(),
@@ -42,7 +59,7 @@ async fn quote(
             .then(|| ips.into_iter().map(|ip_address| CallbackIp { ip_address }).collect()),
         policies: if with_policies { quote.policies_object() } else { None },
     };
-    envelope(state, &payload)
+    envelope(state, &miner_id, &payload).await
 }
 
 /// `GET /mapi/feeQuote`.

@@ -2,7 +2,10 @@
 //!
 //! | key | env | default |
 //! |---|---|---|
-//! | `wif_private_key` | `WIF_PRIVATEKEY` | required: the key envelopes are signed with (its public key is the `minerId`) |
+//! | `wif_private_key` | `WIF_PRIVATEKEY` | the key envelopes are signed with (its public key is the `minerId`) |
+//! | `minerid_server_url` | `MINERID_SERVER_URL` | the MinerId server to sign with instead (exactly one of the two) |
+//! | `minerid_server_alias` | `MINERID_SERVER_ALIAS` | the alias at that server |
+//! | `minerid_server_authentication` | `MINERID_SERVER_AUTHENTICATION` | `Authorization` header value for it |
 //! | `quote_expiry_minutes` | `QUOTE_EXPIRY_MINUTES` | 10 |
 //! | `callback_ip_addresses` | `CALLBACK_IP_ADDRESSES` | unset (comma-separated `IPv4/IPv6[:port]` list shown in quotes) |
 //! | `check_fee_disabled` | `CHECK_FEE_DISABLED` | false |
@@ -28,6 +31,15 @@ pub struct MapiSettings {
     /// The signing key, WIF.
     #[serde(default)]
     pub wif_private_key: Option<SecretString>,
+    /// A MinerId server to sign with instead.
+    #[serde(default)]
+    pub minerid_server_url: Option<String>,
+    /// The alias at the MinerId server.
+    #[serde(default)]
+    pub minerid_server_alias: Option<String>,
+    /// `Authorization` header value for the MinerId server.
+    #[serde(default)]
+    pub minerid_server_authentication: Option<SecretString>,
     /// Minutes a quote stays valid.
     pub quote_expiry_minutes: u32,
     /// Where callbacks come from, as shown in quotes.
@@ -79,6 +91,9 @@ mempool_checker_missing_inputs_retries = 5
 "#;
     const ENV: &'static [EnvVar] = &[
         env("WIF_PRIVATEKEY", "wif_private_key"),
+        env("MINERID_SERVER_URL", "minerid_server_url"),
+        env("MINERID_SERVER_ALIAS", "minerid_server_alias"),
+        env("MINERID_SERVER_AUTHENTICATION", "minerid_server_authentication"),
         env("QUOTE_EXPIRY_MINUTES", "quote_expiry_minutes"),
         env("CALLBACK_IP_ADDRESSES", "callback_ip_addresses"),
         env("CHECK_FEE_DISABLED", "check_fee_disabled"),
@@ -94,13 +109,32 @@ mempool_checker_missing_inputs_retries = 5
     fn validate(&self) -> Result<(), SettingsError> {
         self.common.validate()?;
         self.common.require_database_url()?;
-        let wif = self
-            .wif_private_key
-            .as_ref()
-            .ok_or_else(|| SettingsError::invalid(Self::ENV, "wif_private_key", "is required"))?;
-        bsv_primitives::PrivateKey::from_wif(wif.expose_secret()).map_err(|_| {
-            SettingsError::invalid(Self::ENV, "wif_private_key", "is not a valid WIF private key")
-        })?;
+        match (&self.wif_private_key, &self.minerid_server_url) {
+            (Some(wif), None) => {
+                bsv_primitives::PrivateKey::from_wif(wif.expose_secret()).map_err(|_| {
+                    SettingsError::invalid(Self::ENV, "wif_private_key", "is not a valid WIF private key")
+                })?;
+            }
+            (None, Some(url)) => {
+                if url::Url::parse(url).is_err() {
+                    return Err(SettingsError::invalid(Self::ENV, "minerid_server_url", "is not a URL"));
+                }
+                if self.minerid_server_alias.as_deref().is_none_or(str::is_empty) {
+                    return Err(SettingsError::invalid(
+                        Self::ENV,
+                        "minerid_server_alias",
+                        "is required with MINERID_SERVER_URL",
+                    ));
+                }
+            }
+            _ => {
+                return Err(SettingsError::invalid(
+                    Self::ENV,
+                    "wif_private_key",
+                    "set exactly one of WIF_PRIVATEKEY and MINERID_SERVER_URL",
+                ));
+            }
+        }
         if self.quote_expiry_minutes == 0 {
             return Err(SettingsError::invalid(Self::ENV, "quote_expiry_minutes", "must be positive"));
         }

@@ -25,12 +25,7 @@ pub struct StatusQuery {
     merkle_format: Option<String>,
 }
 
-fn payload(
-    state: &AppState,
-    txid: Txid,
-    result: ReturnResult,
-    description: Option<String>,
-) -> TxStatusPayload {
+fn payload(miner_id: &str, txid: Txid, result: ReturnResult, description: Option<String>) -> TxStatusPayload {
     TxStatusPayload {
         api_version: API_VERSION.to_owned(),
         timestamp: MapiTimestamp::now(),
@@ -40,7 +35,7 @@ fn payload(
         block_hash: None,
         block_height: None,
         confirmations: None,
-        miner_id: state.miner_id.clone(),
+        miner_id: miner_id.to_owned(),
         tx_second_mempool_expiry: 0,
         merkle_proof: None,
     }
@@ -65,6 +60,7 @@ pub async fn get_status(
         Some(v) => return Err(ApiError::bad_request(format!("merkleProof: '{v}' is not a boolean"))),
     };
     let nodes = nodes::clients(&state).await?;
+    let miner_id = public::miner_id(&state).await?;
     let answers =
         futures_util::future::join_all(nodes.iter().map(|(_, c)| c.get_raw_transaction_info(&txid))).await;
     let mut found: Vec<RawTransactionInfo> = Vec::new();
@@ -81,16 +77,15 @@ pub async fn get_status(
     }
     let distinct: HashMap<_, _> = found.iter().map(|f| (fingerprint(f), ())).collect();
     if distinct.len() > 1 || (!found.is_empty() && !rpc_errors.is_empty()) {
-        return public::envelope(
-            &state,
-            &payload(&state, txid, ReturnResult::Failure, Some("Mixed results".into())),
-        );
+        let p = payload(&miner_id, txid, ReturnResult::Failure, Some("Mixed results".into()));
+        return public::envelope(&state, &miner_id, &p).await;
     }
     let Some(info) = found.into_iter().next() else {
         let message = rpc_errors.into_iter().next().unwrap_or_default();
-        return public::envelope(&state, &payload(&state, txid, ReturnResult::Failure, Some(message)));
+        let p = payload(&miner_id, txid, ReturnResult::Failure, Some(message));
+        return public::envelope(&state, &miner_id, &p).await;
     };
-    let mut p = payload(&state, txid, ReturnResult::Success, None);
+    let mut p = payload(&miner_id, txid, ReturnResult::Success, None);
     if let Some(block) = info.blockhash {
         let client = &nodes[0].1;
         let header =
@@ -102,7 +97,7 @@ pub async fn get_status(
             p.merkle_proof = Some(merkle_proof(&nodes, &block, &txid, query.merkle_format.as_deref()).await?);
         }
     }
-    public::envelope(&state, &p)
+    public::envelope(&state, &miner_id, &p).await
 }
 
 /// The proof from the first node that gives one that checks out against the header.

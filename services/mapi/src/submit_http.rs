@@ -100,6 +100,7 @@ pub async fn submit_tx(
     };
     let (best, outcome) = tokio::join!(nodes::best_block(&state), submit(&state, &caller, vec![item]));
     let ((hash, height), outcome) = (best?, outcome?);
+    let miner_id = public::miner_id(&state).await?;
     let r =
         outcome.results.into_iter().next().ok_or_else(|| ApiError::new(ErrorKind::Internal, "no result"))?;
     let payload = SubmitTxPayload {
@@ -108,7 +109,7 @@ pub async fn submit_tx(
         txid: r.txid,
         return_result: r.return_result,
         result_description: r.result_description,
-        miner_id: state.miner_id.clone(),
+        miner_id: miner_id.clone(),
         current_highest_block_hash: hash,
         current_highest_block_height: height,
         tx_second_mempool_expiry: 0,
@@ -116,7 +117,7 @@ pub async fn submit_tx(
         failure_retryable: r.failure_retryable,
         conflicted_with: r.conflicted_with,
     };
-    public::envelope(&state, &payload)
+    public::envelope(&state, &miner_id, &payload).await
 }
 
 /// `POST /mapi/txs`.
@@ -163,15 +164,16 @@ pub async fn submit_txs(
     }
     let (best, outcome) = tokio::join!(nodes::best_block(&state), submit(&state, &caller, items));
     let ((hash, height), outcome) = (best?, outcome?);
+    let miner_id = public::miner_id(&state).await?;
     let payload = SubmitTxsPayload {
         api_version: API_VERSION.to_owned(),
         timestamp: MapiTimestamp::now(),
-        miner_id: state.miner_id.clone(),
+        miner_id: miner_id.clone(),
         current_highest_block_hash: hash,
         current_highest_block_height: height,
         tx_second_mempool_expiry: 0,
         txs: outcome.results,
         failure_count: outcome.failure_count,
     };
-    public::envelope(&state, &payload)
+    public::envelope(&state, &miner_id, &payload).await
 }

@@ -94,10 +94,11 @@ pub async fn txouts(
     if ok.is_empty() && rpc_errors.is_empty() {
         return Err(ApiError::unavailable("Failed to connect to node(s)."));
     }
+    let miner_id = public::miner_id(&state).await?;
     let mut payload = TxOutsPayload {
         api_version: API_VERSION.to_owned(),
         timestamp: MapiTimestamp::now(),
-        miner_id: state.miner_id.clone(),
+        miner_id: miner_id.clone(),
         return_result: ReturnResult::Success,
         result_description: None,
         txouts: Vec::new(),
@@ -105,14 +106,14 @@ pub async fn txouts(
     let Some(first) = ok.first() else {
         payload.return_result = ReturnResult::Failure;
         payload.result_description = rpc_errors.into_iter().next();
-        return public::envelope(&state, &payload);
+        return public::envelope(&state, &miner_id, &payload).await;
     };
     let mixed = ok.iter().any(|other| other.iter().zip(first).any(|(a, b)| a.error != b.error));
     if mixed {
         payload.return_result = ReturnResult::Failure;
         payload.result_description = Some("Mixed results".to_owned());
-        return public::envelope(&state, &payload);
+        return public::envelope(&state, &miner_id, &payload).await;
     }
     payload.txouts = first.iter().map(|info| entry(info, &fields)).collect();
-    public::envelope(&state, &payload)
+    public::envelope(&state, &miner_id, &payload).await
 }

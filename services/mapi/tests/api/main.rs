@@ -4,6 +4,7 @@
 mod admin;
 mod helpers;
 mod mempool_checker;
+mod minerid;
 mod quotes;
 mod status;
 mod submit;
