@@ -364,3 +364,24 @@ async fn quote_policies_reach_the_node_as_config() {
     assert_eq!(p.return_result, wire_model::mapi::ReturnResult::Failure, "{p:?}");
     assert!(p.result_description.contains("maxtxsizepolicy"), "{p:?}");
 }
+
+#[tokio::test]
+async fn dsnt_warnings_callbacks_stored_and_the_fee_check_can_be_disabled() {
+    let (app, node) = app_with_node().await;
+    let coins = coins(&node).await;
+    // dsCheck without a DSNT output: accepted with the reference's warning; the callback
+    // options are kept with the transaction (delivery comes with the notifier).
+    let body = json!({"rawtx": spend(&node, &coins[0], 1000, 0).await, "dsCheck": true, "merkleProof": true,
+                      "callbackUrl": "https://cb.example/{callbackReason}", "callbackToken": "Bearer t"});
+    let p = submit_one(&app, As::Anonymous, body.clone()).await;
+    assert_eq!(p.result_description, "", "{p:?}");
+    assert_eq!(p.warnings, Some(vec!["Missing DSNT output.".to_owned()]));
+    // The same request again: known, same parameters.
+    assert_eq!(submit_one(&app, As::Anonymous, body).await.result_description, "Already known");
+
+    let free = crate::helpers::spawn_app_with(&[("CHECK_FEE_DISABLED", "true")]).await;
+    assert_eq!(free.add_node(&node).await.status(), 201);
+    let cheap = spend(&node, &coins[1], 50, 0).await;
+    let p = submit_one(&free, As::Anonymous, json!({"rawtx": cheap})).await;
+    assert_eq!(p.result_description, "", "no fee check: {p:?}");
+}
