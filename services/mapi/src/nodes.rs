@@ -252,6 +252,22 @@ async fn check_node(
     {
         return Err(ApiError::bad_request("ZMQNotificationsEndpoint: must be a tcp:// URL"));
     }
+    // The endpoint mAPI will subscribe to (the override, else the node's hashblock publisher)
+    // must accept connections.
+    let endpoint = zmq
+        .map(str::to_owned)
+        .or_else(|| active.iter().find(|n| n.notification == "pubhashblock").map(|n| n.address.clone()))
+        .unwrap_or_default();
+    let address = endpoint.trim_start_matches("tcp://").to_owned();
+    let reachable =
+        tokio::time::timeout(Duration::from_secs(3), tokio::net::TcpStream::connect(address.as_str()))
+            .await
+            .is_ok_and(|r| r.is_ok());
+    if !reachable {
+        return Err(ApiError::bad_request(format!(
+            "The node was not added. Unable to connect to ZMQ endpoint {endpoint}."
+        )));
+    }
     Ok(())
 }
 
@@ -269,9 +285,16 @@ pub async fn create(
         .filter(|u| !u.is_empty())
         .ok_or_else(|| ApiError::bad_request("Username: is required"))?;
     let password = input.password.unwrap_or_default();
-    let exists = all(&state.db).await?.into_iter().any(|n| n.host == host && n.port == port);
-    if exists {
+    let existing = all(&state.db).await?;
+    if existing.iter().any(|n| n.host == host && n.port == port) {
         return Err(ApiError::new(ErrorKind::Conflict, format!("Node '{host}:{port}' already exists")));
+    }
+    if let Some(endpoint) = &input.zmq_notifications_endpoint
+        && existing.iter().any(|n| n.zmq_notifications_endpoint.as_deref() == Some(endpoint.as_str()))
+    {
+        return Err(ApiError::bad_request(format!(
+            "The node was not added. ZMQ endpoint {endpoint} is already used by another node."
+        )));
     }
     let timeout = Duration::from_millis(state.settings.node_rpc_timeout_ms.min(10_000));
     check_node(&host, port, &username, &password, input.zmq_notifications_endpoint.as_deref(), timeout)

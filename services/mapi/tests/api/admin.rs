@@ -146,3 +146,25 @@ async fn nodes_admin_checks_nodes_and_never_returns_passwords() {
     let list: Vec<Value> = app.get("/api/v1/Node", As::Admin).await.json().await.unwrap();
     assert!(list.is_empty());
 }
+
+#[tokio::test]
+async fn a_nodes_zmq_endpoint_must_answer_and_be_its_own() {
+    let node =
+        BitcoindNode::start_with(test_support::NodeOptions { fund_wallet: false, ..Default::default() })
+            .await;
+    let app = spawn_app().await;
+    let body = |host: &str, zmq: String| json!({"id": format!("{host}:{}", node.rpc_port), "username": node.rpc_user, "password": node.rpc_password, "zmqNotificationsEndpoint": zmq});
+    // Nothing listens on this port: 400.
+    let dead = format!("tcp://127.0.0.1:{}", test_support::free_port());
+    let resp = app.post("/api/v1/Node", As::Admin, &body("127.0.0.1", dead)).await;
+    assert_eq!(resp.status(), 400);
+    let problem: Value = resp.json().await.unwrap();
+    assert!(problem["detail"].as_str().unwrap().contains("ZMQ endpoint"), "{problem}");
+    // The node's own publisher: 201; the same endpoint for another node id: 400.
+    assert_eq!(
+        app.post("/api/v1/Node", As::Admin, &body("127.0.0.1", node.zmq_endpoint())).await.status(),
+        201
+    );
+    let resp = app.post("/api/v1/Node", As::Admin, &body("localhost", node.zmq_endpoint())).await;
+    assert_eq!(resp.status(), 400);
+}
