@@ -83,6 +83,9 @@ pub const PUBLIC_ENDPOINTS: &[(&str, &str)] = &[
     ("POST", "/api/v1/PolicyQuote"),
     ("GET", "/api/v1/PolicyQuote"),
     ("GET", "/api/v1/PolicyQuote/{id}"),
+    ("POST", "/api/v1/FeeQuote"),
+    ("GET", "/api/v1/FeeQuote"),
+    ("GET", "/api/v1/FeeQuote/{id}"),
     ("POST", "/api/v1/Node"),
     ("GET", "/api/v1/Node"),
     ("GET", "/api/v1/Node/{id}"),
@@ -173,7 +176,13 @@ pub fn classify(canonical: &str, headers_external: bool, indexer_enabled: bool) 
     if under(&p, "/dsnt") {
         return route(RouteClass::Dsnt, Upstream::Mapi);
     }
-    for admin in ["/api/v1/policyquote", "/api/v1/node", "/api/v1/status", "/api/v1/unconfirmedtxs"] {
+    for admin in [
+        "/api/v1/policyquote",
+        "/api/v1/feequote",
+        "/api/v1/node",
+        "/api/v1/status",
+        "/api/v1/unconfirmedtxs",
+    ] {
         if under(&p, admin) {
             return route(RouteClass::MapiAdmin, Upstream::Mapi);
         }
