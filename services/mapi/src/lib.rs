@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 pub mod admin_status;
+pub mod cache;
 pub mod consolidation;
 pub mod fees;
 pub mod mempool_checker;
@@ -52,6 +53,10 @@ pub struct AppState {
     pub metrics: metrics::MapiMetrics,
     /// The nodes' consolidation parameters, cached.
     pub network_info: nodes::NetworkInfoCache,
+    /// The node list, cached.
+    pub node_list: cache::TtlCache<(), Vec<nodes::NodeRow>>,
+    /// Quotes per identity (`None`: anonymous), cached.
+    pub quote_cache: cache::TtlCache<Option<(String, String)>, Vec<quotes::Quote>>,
 }
 
 /// Why the service could not start.
@@ -106,6 +111,8 @@ impl Application {
             node_clients: nodes::NodeClients::default(),
             metrics: mapi_metrics,
             network_info: nodes::NetworkInfoCache::default(),
+            node_list: cache::TtlCache::default(),
+            quote_cache: cache::TtlCache::default(),
         });
         let port = listener.local_addr()?.port();
         let shutdown = tokio_util::sync::CancellationToken::new();

@@ -161,7 +161,14 @@ pub async fn all(db: &Db) -> Result<Vec<NodeRow>, DbError> {
 
 /// Clients of every stored node; 503 when there are none.
 pub async fn clients(state: &AppState) -> Result<Vec<(NodeRow, RpcClient)>, ApiError> {
-    let rows = all(&state.db).await?;
+    let rows = match state.node_list.get(&()) {
+        Some(rows) => rows,
+        None => {
+            let rows = all(&state.db).await?;
+            state.node_list.put((), rows.clone());
+            rows
+        }
+    };
     if rows.is_empty() {
         return Err(ApiError::unavailable("No nodes available"));
     }
@@ -317,6 +324,7 @@ pub async fn create(
         .optional()
         .map_err(DbError::from)?
         .ok_or_else(|| ApiError::new(ErrorKind::Conflict, format!("Node '{host}:{port}' already exists")))?;
+    state.node_list.clear();
     Ok(HttpResponse::Created()
         .insert_header(("location", format!("/api/v1/Node/{}", row.id())))
         .json(NodeView::from(&row)))
@@ -384,6 +392,7 @@ pub async fn update(
         .execute(&mut conn)
         .await
         .map_err(DbError::from)?;
+    state.node_list.clear();
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -398,6 +407,7 @@ pub async fn delete(
         let mut conn = state.db.conn().await?;
         diesel::delete(nodes::table.find(node.node_id)).execute(&mut conn).await.map_err(DbError::from)?;
     }
+    state.node_list.clear();
     Ok(HttpResponse::NoContent().finish())
 }
 

@@ -38,7 +38,7 @@ async fn quote(
     with_policies: bool,
 ) -> Result<HttpResponse, ApiError> {
     let identity = caller.identity.as_ref().map(|(i, p)| (i.as_str(), p.as_str()));
-    let all = quotes::for_identity(&state.db, identity).await?;
+    let all = quotes::cached_for_identity(state, identity).await?;
     let now = time::OffsetDateTime::now_utc();
     // An authenticated caller without a quote of its own gets 404, not the anonymous quote.
     let quote = quotes::current(&all, now).ok_or_else(|| ApiError::not_found("No fee quotes available"))?;

@@ -61,6 +61,20 @@ pub fn valid(quotes: &[Quote], now: OffsetDateTime, expiry: time::Duration) -> V
     if recent.is_empty() { current(quotes, now).into_iter().collect() } else { recent }
 }
 
+/// The quotes of one identity (`None`: anonymous), through the instance's cache.
+pub async fn cached_for_identity(
+    state: &AppState,
+    identity: Option<(&str, &str)>,
+) -> Result<Vec<Quote>, DbError> {
+    let key = identity.map(|(i, p)| (i.to_owned(), p.to_owned()));
+    if let Some(quotes) = state.quote_cache.get(&key) {
+        return Ok(quotes);
+    }
+    let quotes = for_identity(&state.db, identity).await?;
+    state.quote_cache.put(key, quotes.clone());
+    Ok(quotes)
+}
+
 /// The quotes of one identity (`None`: anonymous).
 pub async fn for_identity(db: &Db, identity: Option<(&str, &str)>) -> Result<Vec<Quote>, DbError> {
     let mut conn = db.conn().await?;
@@ -181,6 +195,7 @@ pub async fn create(
         .get_result(&mut conn)
         .await
         .map_err(DbError::from)?;
+    state.quote_cache.clear();
     Ok(HttpResponse::Created()
         .insert_header(("location", format!("/api/v1/PolicyQuote/{}", quote.id)))
         .json(QuoteView::from(quote)))

@@ -199,7 +199,8 @@ pub async fn submit(
 ) -> Result<BatchOutcome, ApiError> {
     let now = OffsetDateTime::now_utc();
     let identity = caller.identity.as_ref().map(|(i, p)| (i.as_str(), p.as_str()));
-    let (all_quotes, nodes) = tokio::join!(quotes::for_identity(&state.db, identity), nodes::clients(state));
+    let (all_quotes, nodes) =
+        tokio::join!(quotes::cached_for_identity(state, identity), nodes::clients(state));
     let (all_quotes, nodes) = (all_quotes?, nodes?);
     let expiry = time::Duration::minutes(i64::from(state.settings.quote_expiry_minutes));
     let valid_quotes: Vec<&Quote> = quotes::valid(&all_quotes, now, expiry);
