@@ -8,11 +8,11 @@ use diesel_async::async_connection_wrapper::AsyncConnectionWrapper;
 use diesel_async::pooled_connection::deadpool::{Object, Pool};
 use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig};
 use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
-use diesel_migrations::{EmbeddedMigrations, MigrationHarness};
+use diesel_migrations::MigrationHarness;
 use futures_util::FutureExt;
 use secrecy::{ExposeSecret, SecretString};
 
-pub use diesel_migrations::embed_migrations;
+pub use diesel_migrations::{EmbeddedMigrations, embed_migrations};
 
 /// A pooled connection whose `search_path` is the owning service's schema.
 pub type PooledConn = Object<AsyncPgConnection>;

@@ -183,6 +183,9 @@ pub trait ServiceSettings: DeserializeOwned {
     const ENV: &'static [EnvVar];
     /// Checks values that types alone cannot; name the key with [`SettingsError::invalid`].
     fn validate(&self) -> Result<(), SettingsError>;
+
+    /// The shared part.
+    fn common(&self) -> &CommonSettings;
 }
 
 /// Loads settings from defaults, the file named by `CONFIG_FILE` (if set), and the process
@@ -246,6 +249,10 @@ mod tests {
         const DEFAULTS: &'static str = "quote_expiry_minutes = 10";
         const ENV: &'static [EnvVar] =
             &[env("QUOTE_EXPIRY_MINUTES", "quote_expiry_minutes"), env("WIF_PRIVATEKEY", "wif")];
+        fn common(&self) -> &CommonSettings {
+            &self.common
+        }
+
         fn validate(&self) -> Result<(), SettingsError> {
             self.common.validate()?;
             if self.quote_expiry_minutes == 0 {

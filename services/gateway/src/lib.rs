@@ -130,20 +130,12 @@ impl Application {
 
 /// Entry point of the binary: `gateway` serves, `gateway migrate` only migrates.
 pub async fn main_entry() -> Result<(), Box<dyn std::error::Error>> {
-    let settings: GatewaySettings = service_kit::settings::load()?;
-    let _telemetry = service_kit::telemetry::init(
-        "gateway",
-        settings.common.log_format,
-        settings.common.otlp_endpoint.as_deref(),
-    )?;
-    if std::env::args().nth(1).as_deref() == Some("migrate") {
-        let db = Db::new(settings.common.db_settings(SCHEMA)?)?;
-        let ran = db.migrate(MIGRATIONS).await?;
-        tracing::info!(migrations.ran = ran, "migrated");
+    let Some(start) = service_kit::server::prepare::<GatewaySettings>("gateway", SCHEMA, MIGRATIONS).await?
+    else {
         return Ok(());
-    }
-    let listener = service_kit::server::bind(settings.common.listen_addr)?;
-    let app = Application::build(settings, listener, Arc::new(clock::SystemClock)).await?;
+    };
+    let _telemetry = start.telemetry;
+    let app = Application::build(start.settings, start.listener, Arc::new(clock::SystemClock)).await?;
     tracing::info!(port = app.port(), "gateway listening");
     app.run_until_stopped().await?;
     Ok(())

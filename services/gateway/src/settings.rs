@@ -118,6 +118,10 @@ max_body_bytes = 1048576
         env("IDENTITY_PROVIDERS", "identity_providers"),
     ];
 
+    fn common(&self) -> &CommonSettings {
+        &self.common
+    }
+
     fn validate(&self) -> Result<(), SettingsError> {
         self.common.validate()?;
         self.common.require_database_url()?;

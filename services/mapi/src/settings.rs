@@ -106,6 +106,10 @@ mempool_checker_missing_inputs_retries = 5
         env("MEMPOOL_CHECKER_MISSING_INPUTS_RETRIES", "mempool_checker_missing_inputs_retries"),
     ];
 
+    fn common(&self) -> &CommonSettings {
+        &self.common
+    }
+
     fn validate(&self) -> Result<(), SettingsError> {
         self.common.validate()?;
         self.common.require_database_url()?;
