@@ -202,3 +202,24 @@ pub async fn authenticate(
         }
     }
 }
+
+/// The gateway faces the internet, so its `/metrics` is for Prometheus and operators only: the
+/// internal credential, or `Authorization: Bearer <RESTADMIN_APIKEY>` as the mAPI reference asks.
+pub async fn guard_metrics(
+    req: actix_web::dev::ServiceRequest,
+    next: actix_web::middleware::Next<impl actix_web::body::MessageBody + 'static>,
+) -> Result<actix_web::dev::ServiceResponse<actix_web::body::BoxBody>, actix_web::Error> {
+    if req.path() == "/metrics" {
+        let state = req.app_data::<actix_web::web::Data<AppState>>().cloned();
+        let internal = req
+            .app_data::<actix_web::web::Data<service_kit::InternalCredential>>()
+            .is_some_and(|c| c.verify_request(req.request()));
+        let admin = state.as_ref().is_some_and(|s| {
+            bearer(req.request()).ok().flatten().is_some_and(|key| admin_key_matches(s, key))
+        });
+        if !internal && !admin {
+            return Err(ApiError::unauthorized("Unauthorized").into());
+        }
+    }
+    Ok(next.call(req).await?.map_into_boxed_body())
+}

@@ -102,6 +102,7 @@ impl Application {
         let port = listener.local_addr()?.port();
         let server = HttpServer::new(move || {
             base_app(kit.clone())
+                .wrap(actix_web::middleware::from_fn(auth::guard_metrics))
                 .app_data(state.clone())
                 .route("/api/v1/endpoints", web::get().to(endpoints::get_endpoints))
                 .route("/api/v1/account/key", web::post().to(accounts::sign_up))
