@@ -47,11 +47,16 @@ pub fn verdict(paid: i64, fees: &[Fee], bytes: FeeBytes) -> FeeVerdict {
     FeeVerdict { ok_to_mine: paid >= mining, ok_to_relay: paid >= relay }
 }
 
-/// The quote with the strictly best score among `quotes` (first wins ties), and its verdict.
-pub fn best<'a>(quotes: &[&'a Quote], paid: i64, bytes: FeeBytes) -> Option<(&'a Quote, FeeVerdict)> {
+/// The quote with the strictly best score among `quotes` (each with its fees, parsed once per
+/// request), first wins ties, and its verdict.
+pub fn best<'a>(
+    quotes: &[(&'a Quote, Vec<Fee>)],
+    paid: i64,
+    bytes: FeeBytes,
+) -> Option<(&'a Quote, FeeVerdict)> {
     let mut best: Option<(&Quote, FeeVerdict)> = None;
-    for q in quotes {
-        let v = verdict(paid, &q.fees(), bytes);
+    for (q, fees) in quotes {
+        let v = verdict(paid, fees, bytes);
         if best.is_none_or(|(_, b)| v.score() > b.score()) {
             best = Some((q, v));
         }

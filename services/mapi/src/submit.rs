@@ -335,6 +335,11 @@ pub async fn submit(
         extra.entry("minconsolidationfactor").or_insert(0.into());
         extra
     };
+    // Per valid quote, once per request: its fees and its consolidation parameters.
+    let priced: Vec<(&Quote, Vec<wire_model::mapi::Fee>)> =
+        valid_quotes.iter().map(|q| (*q, q.fees())).collect();
+    let consolidation_params: Vec<(&Quote, Params)> =
+        valid_quotes.iter().map(|q| (*q, Params::from(&network, q.policies_object().as_ref()))).collect();
 
     // 4. Per transaction: inputs, fees, warnings.
     let mut to_send: Vec<ToSend> = Vec::new();
@@ -402,16 +407,16 @@ pub async fn submit(
         let paid = input_sum.saturating_sub(tx.output_values().fold(0i64, |a, v| a.saturating_add(v)));
         let free = FeeVerdict { ok_to_mine: true, ok_to_relay: true };
         // A consolidation under any valid quote is free (its parameters may come from the quote).
-        let consolidating = valid_quotes.iter().copied().find(|q| {
-            let params = Params::from(&network, q.policies_object().as_ref());
-            is_consolidation(&tx, &facts, &params)
-        });
+        let consolidating = consolidation_params
+            .iter()
+            .find(|(_, params)| is_consolidation(&tx, &facts, params))
+            .map(|(q, _)| *q);
         let (verdict, quote) = if state.settings.check_fee_disabled || already_in_mempool {
             (free, valid_quotes.first().copied())
         } else if let Some(q) = consolidating {
             (free, Some(q))
         } else {
-            match fees::best(&valid_quotes, paid, tx.fee_bytes()) {
+            match fees::best(&priced, paid, tx.fee_bytes()) {
                 Some((q, v)) if v.score() > 0 => (v, Some(q)),
                 _ => {
                     pre.push((index, failure(Some(txid), "Not enough fees", false)));

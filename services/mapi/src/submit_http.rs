@@ -64,6 +64,11 @@ fn query_options(query: &HashMap<String, String>, prefix: &str) -> Result<Submit
     })
 }
 
+/// Parses a JSON body; a malformed one is the client's mistake (400).
+pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("Invalid JSON body: {e}")))
+}
+
 /// A JSON item, with the batch defaults filling its missing options.
 fn json_item(r: SubmitTxRequest, defaults: &SubmitOptions) -> SubmitItem {
     SubmitItem {
@@ -90,8 +95,7 @@ pub async fn submit_tx(
 ) -> Result<HttpResponse, ApiError> {
     let item = match body_kind(&req)? {
         Body::Json => {
-            let r: SubmitTxRequest = serde_json::from_slice(&body)
-                .map_err(|e| ApiError::bad_request(format!("Invalid JSON body: {e}")))?;
+            let r: SubmitTxRequest = parse_json(&body)?;
             json_item(r, &SubmitOptions::default())
         }
         Body::Binary => {
@@ -130,8 +134,7 @@ pub async fn submit_txs(
 ) -> Result<HttpResponse, ApiError> {
     let items = match body_kind(&req)? {
         Body::Json => {
-            let list: Vec<SubmitTxRequest> = serde_json::from_slice(&body)
-                .map_err(|e| ApiError::bad_request(format!("Invalid JSON body: {e}")))?;
+            let list: Vec<SubmitTxRequest> = parse_json(&body)?;
             let defaults = query_options(&query, "default")?;
             list.into_iter().map(|r| json_item(r, &defaults)).collect()
         }

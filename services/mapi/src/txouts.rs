@@ -71,8 +71,7 @@ pub async fn txouts(
     if fields.is_empty() {
         fields = allowed.clone();
     }
-    let wanted: Vec<TxOutRequest> = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::bad_request(format!("Invalid JSON body: {e}")))?;
+    let wanted: Vec<TxOutRequest> = crate::submit_http::parse_json(&body)?;
     let refs: Vec<TxOutRef> = wanted.iter().map(|w| TxOutRef { txid: w.txid, n: w.n }).collect();
     let field_refs: Vec<&str> = fields.iter().map(String::as_str).collect();
 
