@@ -5,14 +5,16 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bsv_primitives::{BlockHash, BlockHeader, TscProof, Txid};
-use futures_util::TryStreamExt;
+use bytes::Bytes;
 use secrecy::{ExposeSecret, SecretString};
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use tokio::io::AsyncRead;
+use tokio::time::Instant;
 
 use crate::block_stream::HexResultStream;
 use crate::rpc_types::*;
+use crate::transport::{Transport, TransportError, body_stream, read_body};
 
 /// How to reach one node's RPC interface.
 #[derive(Clone)]
@@ -66,7 +68,7 @@ pub enum RpcError {
     },
     /// The node could not be reached or did not answer in time.
     #[error("node unreachable: {0}")]
-    Transport(#[source] reqwest::Error),
+    Transport(#[source] TransportError),
     /// The node answered HTTP without a JSON-RPC body (401 for bad credentials, for example).
     #[error("node answered HTTP {status}")]
     Http {
@@ -108,7 +110,8 @@ struct RpcErrorBody {
 /// A client for one node. Cheap to clone (the HTTP connection pool is shared).
 #[derive(Debug, Clone)]
 pub struct RpcClient {
-    http: reqwest::Client,
+    http: Transport,
+    auth: http::HeaderValue,
     config: std::sync::Arc<RpcConfig>,
     next_id: std::sync::Arc<AtomicU64>,
 }
@@ -120,12 +123,16 @@ const CONNECT_RETRY_DELAY: Duration = Duration::from_millis(100);
 impl RpcClient {
     /// Builds a client; no request is made until the first call.
     pub fn new(config: RpcConfig) -> Result<Self, RpcError> {
-        let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(5))
-            .pool_idle_timeout(Duration::from_secs(30))
-            .build()
-            .map_err(RpcError::Transport)?;
-        Ok(Self { http, config: std::sync::Arc::new(config), next_id: Default::default() })
+        use base64::Engine as _;
+        let credentials = format!("{}:{}", config.username, config.password.expose_secret());
+        let mut auth = http::HeaderValue::try_from(format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(credentials)
+        ))
+        .map_err(|_| RpcError::Transport(TransportError::Request("invalid RPC credentials".into())))?;
+        auth.set_sensitive(true);
+        let http = Transport::new(Duration::from_secs(5), Duration::from_secs(30));
+        Ok(Self { http, auth, config: std::sync::Arc::new(config), next_id: Default::default() })
     }
 
     /// The node's RPC URL (without credentials).
@@ -133,25 +140,25 @@ impl RpcClient {
         &self.config.url
     }
 
+    /// Posts one JSON-RPC request; the answer's head must arrive before `deadline`.
     async fn post(
         &self,
         method: &str,
         params: &Value,
+        deadline: Instant,
         timeout: Duration,
-    ) -> Result<reqwest::Response, RpcError> {
+    ) -> Result<http::Response<hyper::body::Incoming>, RpcError> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let body = json!({"jsonrpc": "1.0", "id": id, "method": method, "params": params});
+        let body = Bytes::from(serde_json::to_vec(&body).map_err(|e| RpcError::Decode(e.to_string()))?);
         let mut attempt = 0;
         loop {
-            let sent = self
-                .http
-                .post(self.config.url.clone())
-                .basic_auth(&self.config.username, Some(self.config.password.expose_secret()))
-                .timeout(timeout)
-                .json(&body)
-                .send()
-                .await;
-            match sent {
+            let request = http::Request::post(self.config.url.as_str())
+                .header(http::header::AUTHORIZATION, self.auth.clone())
+                .header(http::header::CONTENT_TYPE, "application/json")
+                .body(http_body_util::Full::new(body.clone()))
+                .map_err(|e| RpcError::Transport(TransportError::Request(e.to_string())))?;
+            match self.http.send(request, deadline, timeout).await {
                 Ok(resp) => return Ok(resp),
                 Err(e) if e.is_connect() && attempt < CONNECT_RETRIES => {
                     attempt += 1;
@@ -165,10 +172,12 @@ impl RpcClient {
     /// Calls `method` and decodes its `result` as `T`.
     #[tracing::instrument(skip_all, fields(rpc.method = method))]
     pub async fn call<T: DeserializeOwned>(&self, method: &str, params: Value) -> Result<T, RpcError> {
-        let resp = self.post(method, &params, self.config.timeout).await?;
-        let status = resp.status();
-        let bytes = resp.bytes().await.map_err(RpcError::Transport)?;
-        decode_response(status.as_u16(), &bytes)
+        let timeout = self.config.timeout;
+        let deadline = Instant::now() + timeout;
+        let resp = self.post(method, &params, deadline, timeout).await?;
+        let status = resp.status().as_u16();
+        let bytes = read_body(resp.into_body(), deadline, timeout).await.map_err(RpcError::Transport)?;
+        decode_response(status, &bytes)
     }
 
     /// `sendrawtransactions`: submits a batch in one call.
@@ -283,13 +292,15 @@ impl RpcClient {
         &self,
         hash: &BlockHash,
     ) -> Result<impl AsyncRead + Send + Unpin + 'static, RpcError> {
-        let resp = self.post("getblock", &json!([hash, 0]), self.config.block_timeout).await?;
+        let timeout = self.config.block_timeout;
+        let deadline = Instant::now() + timeout;
+        let resp = self.post("getblock", &json!([hash, 0]), deadline, timeout).await?;
         let status = resp.status().as_u16();
         if status != 200 {
-            let bytes = resp.bytes().await.map_err(RpcError::Transport)?;
+            let bytes = read_body(resp.into_body(), deadline, timeout).await.map_err(RpcError::Transport)?;
             return Err(decode_response::<Value>(status, &bytes).err().unwrap_or(RpcError::Http { status }));
         }
-        let body = resp.bytes_stream().map_err(std::io::Error::other);
+        let body = body_stream(resp.into_body(), deadline);
         Ok(tokio_util::io::StreamReader::new(HexResultStream::new(body)))
     }
 }

@@ -3,7 +3,8 @@
 //! sizes 1 and 100 at concurrency 1, 8 and 32. Prints figures, never fails on them.
 //!
 //! Run with `scripts/bench` (needs PostgreSQL; starts its own regtest node). `BENCH_TXS` sets the
-//! transactions per run (default 200).
+//! transactions per run (default 200); `BENCH_CONFIGS` (e.g. `1x1,100x8`) picks batch x concurrency
+//! pairs.
 #![allow(clippy::print_stdout, clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::HashMap;
@@ -123,7 +124,16 @@ fn main() {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     rt.block_on(async {
         let per_run: usize = std::env::var("BENCH_TXS").ok().and_then(|s| s.parse().ok()).unwrap_or(200);
-        let configs: Vec<(usize, usize)> = vec![(1, 1), (1, 8), (1, 32), (100, 1), (100, 8), (100, 32)];
+        // `BENCH_CONFIGS=1x1,100x8` runs only those batch x concurrency pairs.
+        let configs: Vec<(usize, usize)> = std::env::var("BENCH_CONFIGS")
+            .ok()
+            .map(|s| {
+                s.split(',')
+                    .filter_map(|p| p.split_once('x'))
+                    .filter_map(|(b, c)| Some((b.trim().parse().ok()?, c.trim().parse().ok()?)))
+                    .collect()
+            })
+            .unwrap_or_else(|| vec![(1, 1), (1, 8), (1, 32), (100, 1), (100, 8), (100, 32)]);
         let paths = [Path::Direct, Path::Mapi, Path::Gateway];
         // Enough RPC threads and queue for 32 concurrent callers (the node's defaults are 4 / 16).
         let node = BitcoindNode::start_with(test_support::NodeOptions {

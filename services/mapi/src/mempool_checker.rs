@@ -2,6 +2,10 @@
 //! that compares each node's mempool with the accepted, unmined transactions mAPI stored and
 //! sends the missing ones again, in batches, so a node that lost its mempool (a restart without
 //! `-persistmempool`) gets every accepted transaction back.
+//!
+//! It also adopts rows left "sent to node" for longer than a submission can take (mAPI stopped
+//! between storing and recording the nodes' answer, or that record was lost): they are sent again
+//! and get the status the answer gives, so no stored transaction is left behind.
 
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
@@ -16,6 +20,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::AppState;
 use crate::schema::{policy_quotes, txs};
+use crate::txstore::{STATUS_ACCEPTED, STATUS_NODE_REJECTED, STATUS_SENT_TO_NODE};
 
 /// Name of the advisory lock that makes the checker a singleton.
 pub const LOCK_NAME: &str = "mapi:mempool-checker";
@@ -31,6 +36,7 @@ const STATUS_MISSING_INPUTS_MAX: i16 = 2;
 /// A transaction to resubmit.
 struct Pending {
     id: i64,
+    status: i16,
     txid: Txid,
     payload: Vec<u8>,
     ok_to_mine: bool,
@@ -80,17 +86,24 @@ pub async fn run(state: actix_web::web::Data<AppState>, cancel: CancellationToke
 }
 
 /// A stored row of a transaction to check: id, txid, payload, fee verdict, its quote's policies.
-type PendingRow = (i64, Vec<u8>, Option<Vec<u8>>, bool, Option<serde_json::Value>);
+type PendingRow = (i64, i16, Vec<u8>, Option<Vec<u8>>, bool, Option<serde_json::Value>);
 
-async fn pending(state: &AppState, before: OffsetDateTime) -> Result<Vec<Pending>, DbError> {
+/// Accepted rows, and rows "sent to node" since before `sending_before`.
+async fn pending(
+    state: &AppState,
+    before: OffsetDateTime,
+    sending_before: OffsetDateTime,
+) -> Result<Vec<Pending>, DbError> {
     let mut conn = state.db.conn().await?;
+    let accepted = txs::tx_status.eq(STATUS_ACCEPTED).and(txs::submitted_at.lt(before));
+    let stale_sending = txs::tx_status.eq(STATUS_SENT_TO_NODE).and(txs::received_at.lt(sending_before));
     let rows: Vec<PendingRow> = txs::table
         .left_join(policy_quotes::table)
-        .filter(txs::tx_status.eq(crate::txstore::STATUS_ACCEPTED))
+        .filter(accepted.or(stale_sending))
         .filter(txs::unconfirmed_ancestor.eq(false))
-        .filter(txs::submitted_at.lt(before))
         .select((
             txs::tx_internal_id,
+            txs::tx_status,
             txs::txid,
             txs::payload,
             txs::ok_to_mine,
@@ -101,9 +114,10 @@ async fn pending(state: &AppState, before: OffsetDateTime) -> Result<Vec<Pending
         .await?;
     Ok(rows
         .into_iter()
-        .filter_map(|(id, txid, payload, ok_to_mine, policies)| {
+        .filter_map(|(id, status, txid, payload, ok_to_mine, policies)| {
             Some(Pending {
                 id,
+                status,
                 txid: Txid::from_internal_slice(&txid)?,
                 payload: payload?,
                 ok_to_mine,
@@ -125,23 +139,32 @@ async fn set_status(state: &AppState, ids: &[i64], status: i16) -> Result<(), Db
     Ok(())
 }
 
+/// Marks rows as (again) in a mempool now: accepted, submitted now.
 async fn touch(state: &AppState, ids: &[i64]) -> Result<(), DbError> {
     if ids.is_empty() {
         return Ok(());
     }
     let mut conn = state.db.conn().await?;
     diesel::update(txs::table.filter(txs::tx_internal_id.eq_any(ids)))
-        .set(txs::submitted_at.eq(OffsetDateTime::now_utc()))
+        .set((txs::tx_status.eq(STATUS_ACCEPTED), txs::submitted_at.eq(OffsetDateTime::now_utc())))
         .execute(&mut conn)
         .await?;
     Ok(())
+}
+
+/// How long a row may stay "sent to node" before the checker adopts it: twice the longest a
+/// submission waits for the nodes, and never under 30 s.
+fn sending_grace(state: &AppState) -> time::Duration {
+    let rpc = Duration::from_millis(state.settings.node_rpc_timeout_ms.saturating_mul(2));
+    time::Duration::try_from(rpc.max(Duration::from_secs(30))).unwrap_or(time::Duration::MINUTE)
 }
 
 /// One round over every node; returns how many transactions were sent again.
 pub async fn check_once(state: &AppState, missing_inputs: &mut HashMap<i64, u32>) -> Result<usize, String> {
     let started = OffsetDateTime::now_utc();
     let nodes = crate::nodes::clients(state).await.map_err(|e| e.to_string())?;
-    let candidates = pending(state, started).await.map_err(|e| e.to_string())?;
+    let candidates =
+        pending(state, started, started - sending_grace(state)).await.map_err(|e| e.to_string())?;
     if candidates.is_empty() {
         return Ok(0);
     }
@@ -158,6 +181,13 @@ pub async fn check_once(state: &AppState, missing_inputs: &mut HashMap<i64, u32>
         };
         let mut missing: Vec<&Pending> = Vec::new();
         let mut mined = Vec::new();
+        // Adopted rows the node already has: their outcome is "accepted".
+        let present: Vec<i64> = candidates
+            .iter()
+            .filter(|p| p.status == STATUS_SENT_TO_NODE && mempool.contains(&p.txid))
+            .map(|p| p.id)
+            .collect();
+        touch(state, &present).await.map_err(|e| e.to_string())?;
         for p in candidates.iter().filter(|p| !mempool.contains(&p.txid)) {
             // Until the block parser tracks blocks, the node itself says whether it was mined.
             match client.get_raw_transaction_info(&p.txid).await {
@@ -194,8 +224,11 @@ pub async fn check_once(state: &AppState, missing_inputs: &mut HashMap<i64, u32>
                 answer.invalid.iter().map(|r| (r.txid, r.reject_code)).collect();
             let mut ok_ids = Vec::new();
             let mut give_up = Vec::new();
+            let mut refused = Vec::new();
             for p in chunk {
                 match invalid.get(&p.txid) {
+                    // An adopted row the node refuses gets the status its submission would have.
+                    Some(_) if p.status == STATUS_SENT_TO_NODE => refused.push(p.id),
                     // Missing inputs (16), mempool conflict (258), double spend (18): count rounds.
                     Some(16 | 18 | 258) => {
                         let n = missing_inputs.entry(p.id).or_insert(0);
@@ -215,6 +248,7 @@ pub async fn check_once(state: &AppState, missing_inputs: &mut HashMap<i64, u32>
             touch(state, &ok_ids).await.map_err(|e| e.to_string())?;
             state.metrics.mempool_tx_missing_inputs_max.inc_by(give_up.len() as u64);
             set_status(state, &give_up, STATUS_MISSING_INPUTS_MAX).await.map_err(|e| e.to_string())?;
+            set_status(state, &refused, STATUS_NODE_REJECTED).await.map_err(|e| e.to_string())?;
         }
     }
     if failed_nodes == nodes.len() {

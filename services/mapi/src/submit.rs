@@ -202,6 +202,7 @@ pub async fn submit(
     let (all_quotes, nodes) =
         tokio::join!(quotes::cached_for_identity(state, identity), nodes::clients(state));
     let (all_quotes, nodes) = (all_quotes?, nodes?);
+
     let expiry = time::Duration::minutes(i64::from(state.settings.quote_expiry_minutes));
     let valid_quotes: Vec<&Quote> = quotes::valid(&all_quotes, now, expiry);
     if valid_quotes.is_empty() && !state.settings.check_fee_disabled {
@@ -335,6 +336,7 @@ pub async fn submit(
         extra.entry("minconsolidationfactor").or_insert(0.into());
         extra
     };
+
     // Per valid quote, once per request: its fees and its consolidation parameters.
     let priced: Vec<(&Quote, Vec<wire_model::mapi::Fee>)> =
         valid_quotes.iter().map(|q| (*q, q.fees())).collect();
@@ -539,10 +541,14 @@ pub async fn submit(
         }
         m.tx_accepted_by_node.inc_by(accepted.len() as u64);
         m.tx_rejected_by_node.inc_by(rejected.len() as u64);
-        m.tx_accepted_by_node.inc_by(accepted.len() as u64);
-        m.tx_rejected_by_node.inc_by(rejected.len() as u64);
-        txstore::mark_accepted(&state.db, &accepted, OffsetDateTime::now_utc()).await?;
-        txstore::mark_rejected(&state.db, &rejected, identity.is_some()).await?;
+        txstore::record_outcome(
+            &state.db,
+            &accepted,
+            &rejected,
+            identity.is_some(),
+            OffsetDateTime::now_utc(),
+        )
+        .await?;
     }
 
     // 7. The reference's order: pre-submit results in request order, then node results
@@ -561,9 +567,6 @@ pub async fn submit(
     node_results.sort_by_key(|(i, r)| (rank(r), *i));
     let results: Vec<TxResult> = pre.into_iter().chain(node_results).map(|(_, r)| r).collect();
     let failure_count = results.iter().filter(|r| r.return_result == ReturnResult::Failure).count() as u32;
-    m.tx_response_failure.inc_by(u64::from(failure_count));
-    m.tx_response_success.inc_by(results.len() as u64 - u64::from(failure_count));
-    m.tx_response_failure_retryable.inc_by(results.iter().filter(|r| r.failure_retryable).count() as u64);
     m.tx_response_failure.inc_by(u64::from(failure_count));
     m.tx_response_success.inc_by(results.len() as u64 - u64::from(failure_count));
     m.tx_response_failure_retryable.inc_by(results.iter().filter(|r| r.failure_retryable).count() as u64);

@@ -75,3 +75,90 @@ async fn a_node_restarted_with_an_empty_mempool_gets_every_accepted_tx_back() {
         assert_eq!(p["returnResult"], "success", "{p}");
     }
 }
+
+/// Status of a stored row, read straight from the database.
+async fn stored_status(
+    conn: &mut diesel_async::AsyncPgConnection,
+    txid: &bsv_primitives::Txid,
+) -> Option<i16> {
+    use diesel::sql_types::{Bytea, SmallInt};
+    use diesel_async::RunQueryDsl;
+    #[derive(diesel::QueryableByName)]
+    struct Row {
+        #[diesel(sql_type = SmallInt)]
+        tx_status: i16,
+    }
+    diesel::sql_query("SELECT tx_status FROM mapi.txs WHERE txid = $1")
+        .bind::<Bytea, _>(txid.internal().to_vec())
+        .get_result::<Row>(conn)
+        .await
+        .ok()
+        .map(|r| r.tx_status)
+}
+
+/// Stores `hex` as mAPI does before sending it, `age` ago.
+async fn store_sending(
+    conn: &mut diesel_async::AsyncPgConnection,
+    hex: &str,
+    age: &str,
+) -> bsv_primitives::Txid {
+    use diesel::sql_types::{Bytea, Text};
+    use diesel_async::RunQueryDsl;
+    let raw = hex::decode(hex).unwrap();
+    let txid = bsv_primitives::Transaction::parse(&raw).unwrap().txid();
+    diesel::sql_query(
+        "INSERT INTO mapi.txs (txid, payload, tx_status, ok_to_mine, received_at) \
+         VALUES ($1, $2, -1, true, now() - $3::interval)",
+    )
+    .bind::<Bytea, _>(txid.internal().to_vec())
+    .bind::<Bytea, _>(raw)
+    .bind::<Text, _>(age)
+    .execute(conn)
+    .await
+    .unwrap();
+    txid
+}
+
+#[tokio::test]
+async fn rows_left_sent_to_node_are_adopted_and_get_the_nodes_answer() {
+    use diesel_async::AsyncConnection;
+    let node = BitcoindNode::start().await;
+    node.generate(10).await;
+    let app = spawn_app_with(&[
+        ("MEMPOOL_CHECKER_INTERVAL_SEC", "1"),
+        ("MEMPOOL_CHECKER_UNSUCCESSFUL_INTERVAL_SEC", "1"),
+    ])
+    .await;
+    assert_eq!(app.add_node(&node).await.status(), 201);
+    let mut conn = diesel_async::AsyncPgConnection::establish(app._db.url()).await.unwrap();
+    let coins = coins(&node).await;
+
+    // mAPI stopped after storing these and before recording the answer (or that record was lost).
+    let lost = store_sending(&mut conn, &spend(&node, &coins[0], 1000, 0).await, "1 hour").await;
+    let in_mempool_hex = spend(&node, &coins[1], 1000, 0).await;
+    node.rpc("sendrawtransaction", json!([in_mempool_hex])).await;
+    let in_mempool = store_sending(&mut conn, &in_mempool_hex, "1 hour").await;
+    let conflicting_hex = spend(&node, &coins[2], 1000, 0).await;
+    node.rpc("sendrawtransaction", json!([spend(&node, &coins[2], 2000, 0).await])).await;
+    let refused = store_sending(&mut conn, &conflicting_hex, "1 hour").await;
+    // A submission in flight right now: not the checker's business yet.
+    let in_flight = store_sending(&mut conn, &spend(&node, &coins[3], 1000, 0).await, "0 seconds").await;
+
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let statuses = (
+            stored_status(&mut conn, &lost).await,
+            stored_status(&mut conn, &in_mempool).await,
+            stored_status(&mut conn, &refused).await,
+        );
+        if statuses == (Some(1), Some(1), Some(-2)) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "statuses after 15 s: {statuses:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let now = mempool(&node).await;
+    assert!(now.contains(&lost.to_string()), "the adopted tx was sent again");
+    assert!(!now.contains(&in_flight.to_string()));
+    assert_eq!(stored_status(&mut conn, &in_flight).await, Some(-1));
+}

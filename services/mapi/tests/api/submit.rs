@@ -257,6 +257,10 @@ async fn resubmitting_an_accepted_tx_does_not_call_the_node_unless_configured() 
     );
     assert_eq!(metric(&app, "merchantapi_mapi_tx_sent_to_node_counter").await, 1.0, "no node call");
     assert_eq!(metric(&app, "merchantapi_mapi_tx_anonymous_user_counter").await, 2.0);
+    // Each answer counted once.
+    assert_eq!(metric(&app, "merchantapi_mapi_tx_accepted_by_node_counter").await, 1.0);
+    assert_eq!(metric(&app, "merchantapi_mapi_tx_response_success_counter").await, 2.0);
+    assert_eq!(metric(&app, "merchantapi_mapi_tx_response_failure_counter").await, 0.0);
     let status: Value = app.get("/api/v1/status/tx", As::Admin).await.json().await.unwrap();
     assert_eq!(status["txSentToNode"], 1.0);
     assert_eq!(status["request"], 2.0);
