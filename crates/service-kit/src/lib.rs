@@ -9,6 +9,7 @@ pub mod middleware;
 pub mod server;
 pub mod settings;
 pub mod telemetry;
+pub mod tokens;
 
 pub use app::{Kit, base_app};
 pub use error::{ApiError, ErrorKind};

@@ -10,7 +10,7 @@ pub mod ratelimit;
 pub mod routing;
 mod schema;
 pub mod settings;
-pub mod tokens;
+pub use service_kit::tokens;
 pub mod ws_proxy;
 
 use std::net::TcpListener;

@@ -1,9 +1,11 @@
-//! Master bearer tokens: 64 bytes from the OS CSPRNG as URL-safe base64 with padding (88
-//! characters, the form ElectrumSV clients decode), stored only as SHA-256 digests.
+//! Bearer tokens (the gateway's master tokens, peer channels' channel tokens) and channel ids: 64
+//! bytes from a CSPRNG as URL-safe base64 with padding (88 characters, the form ElectrumSV clients
+//! decode). Tokens are stored only as SHA-256 digests.
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE;
 use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
 
 /// A freshly issued token and the digest to store.
 #[derive(Debug)]
@@ -27,6 +29,11 @@ pub fn digest(token: &str) -> [u8; 32] {
     Sha256::digest(token.as_bytes()).into()
 }
 
+/// Constant-time check of a presented token against a stored digest.
+pub fn matches(token: &str, stored: &[u8]) -> bool {
+    digest(token).as_slice().ct_eq(stored).into()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -39,5 +46,7 @@ mod tests {
         assert_eq!(URL_SAFE.decode(&t.token).unwrap().len(), 64);
         assert_eq!(digest(&t.token), t.digest);
         assert_ne!(issue().token, t.token);
+        assert!(matches(&t.token, &t.digest));
+        assert!(!matches(&issue().token, &t.digest));
     }
 }

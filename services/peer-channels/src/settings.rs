@@ -1,0 +1,82 @@
+//! Peer-channels settings, with the reference server's environment variable names where it has them.
+//!
+//! | key | env | default |
+//! |---|---|---|
+//! | `max_message_content_length` | `MAX_MESSAGE_CONTENT_LENGTH` | 65536 (bytes of one message) |
+//! | `href_host` | `HREF_HOST` | `127.0.0.1` (host in a channel's `href`) |
+//! | `href_port` | `HREF_PORT` | 8080 (port in a channel's `href`: 80 → `http://host`, 443 → `https://host`) |
+//! | `websocket_heartbeat_secs` | `WEBSOCKET_HEARTBEAT_SECS` | 30 |
+//! | `pruner_interval_secs` | `PRUNER_INTERVAL_SECS` | 300 (0 turns the pruner off) |
+//!
+//! plus the common settings of `service_kit::settings` (`DATABASE_URL`, `INTERNAL_TOKEN`, ...).
+
+use serde::Deserialize;
+use service_kit::settings::{CommonSettings, EnvVar, ServiceSettings, SettingsError, env};
+
+/// Peer-channels settings.
+#[derive(Debug, Clone, Deserialize)]
+pub struct PeerChannelsSettings {
+    /// Shared settings.
+    pub common: CommonSettings,
+    /// Largest message body.
+    pub max_message_content_length: usize,
+    /// Host named in channel `href`s (the public address clients use).
+    pub href_host: String,
+    /// Port named in channel `href`s.
+    pub href_port: u16,
+    /// Seconds between websocket pings.
+    pub websocket_heartbeat_secs: u64,
+    /// Seconds between pruner rounds; 0 disables the pruner.
+    pub pruner_interval_secs: u64,
+}
+
+impl PeerChannelsSettings {
+    /// The public URL of a channel, as the reference forms it.
+    pub fn channel_href(&self, external_id: &str) -> String {
+        match self.href_port {
+            80 => format!("http://{}/api/v1/channel/{external_id}", self.href_host),
+            443 => format!("https://{}/api/v1/channel/{external_id}", self.href_host),
+            port => format!("http://{}:{port}/api/v1/channel/{external_id}", self.href_host),
+        }
+    }
+}
+
+impl ServiceSettings for PeerChannelsSettings {
+    const DEFAULTS: &'static str = r#"
+max_message_content_length = 65536
+href_host = "127.0.0.1"
+href_port = 8080
+websocket_heartbeat_secs = 30
+pruner_interval_secs = 300
+"#;
+    const ENV: &'static [EnvVar] = &[
+        env("MAX_MESSAGE_CONTENT_LENGTH", "max_message_content_length"),
+        env("HREF_HOST", "href_host"),
+        env("HREF_PORT", "href_port"),
+        env("WEBSOCKET_HEARTBEAT_SECS", "websocket_heartbeat_secs"),
+        env("PRUNER_INTERVAL_SECS", "pruner_interval_secs"),
+    ];
+
+    fn common(&self) -> &CommonSettings {
+        &self.common
+    }
+
+    fn validate(&self) -> Result<(), SettingsError> {
+        self.common.validate()?;
+        self.common.require_database_url()?;
+        if self.max_message_content_length == 0 {
+            return Err(SettingsError::invalid(
+                Self::ENV,
+                "max_message_content_length",
+                "must be positive (the reference's 0 refuses every message)",
+            ));
+        }
+        if self.href_host.trim().is_empty() {
+            return Err(SettingsError::invalid(Self::ENV, "href_host", "must not be empty"));
+        }
+        if self.websocket_heartbeat_secs == 0 {
+            return Err(SettingsError::invalid(Self::ENV, "websocket_heartbeat_secs", "must be positive"));
+        }
+        Ok(())
+    }
+}

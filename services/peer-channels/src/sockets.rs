@@ -1,0 +1,241 @@
+//! Websockets: a channel's `/notify` (channel token, or the account's master token through the
+//! gateway) and the account socket `/api/v1/web-socket`.
+//!
+//! A channel socket is lossless: `?since=<last sequence seen>` first replays what was missed,
+//! and whenever the socket may have missed live events (it fell behind this replica's fan-out, or
+//! the listener reconnected) it reads them from the database, never sending a sequence twice.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use actix_ws::{AggregatedMessage, Session};
+use futures_util::StreamExt;
+use service_kit::internal::TrustedCaller;
+use tokio::sync::broadcast::error::RecvError;
+
+use crate::AppState;
+use crate::access::{self, Access, Need, bearer};
+use crate::error::ChannelError;
+use crate::events::{Event, MessageEvent};
+use crate::messages::format_received;
+use crate::store;
+
+/// The notification frame of a channel socket (also the `result` of an account socket frame).
+fn notification(channel_id: &str, sequence: i64, received: &str, content_type: &str) -> serde_json::Value {
+    serde_json::json!({
+        "sequence": sequence,
+        "received": received,
+        "content_type": content_type,
+        "channel_id": channel_id,
+    })
+}
+
+fn upgrade(
+    req: &HttpRequest,
+    stream: web::Payload,
+) -> Result<(HttpResponse, Session, actix_ws::AggregatedMessageStream), ChannelError> {
+    let (resp, session, incoming) = actix_ws::handle(req, stream)
+        .map_err(|_| ChannelError::BadRequest("A websocket upgrade request is expected".into()))?;
+    Ok((resp, session, incoming.aggregate_continuations().max_continuation_size(64 * 1024)))
+}
+
+/// `GET /api/v1/channel/{channelid}/notify?token=<channel token>[&since=<sequence>]`.
+pub async fn channel_notify(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    caller: TrustedCaller,
+    path: web::Path<String>,
+    query: web::Query<HashMap<String, String>>,
+    stream: web::Payload,
+) -> Result<HttpResponse, ChannelError> {
+    let token = query.get("token").map(String::as_str).or_else(|| bearer(&req));
+    if caller.account.is_none() && token.is_none() {
+        return Err(ChannelError::MissingToken);
+    }
+    let access = access::check(&state, &caller, token, &path, Need::Read).await?;
+    let since = match query.get("since") {
+        None => None,
+        Some(s) => Some(
+            s.parse::<i64>()
+                .ok()
+                .filter(|s| *s >= 0)
+                .ok_or_else(|| ChannelError::BadRequest("'since' must be a sequence number".into()))?,
+        ),
+    };
+    // Subscribe before reading the backlog: nothing can fall between the two.
+    let events = state.hub.subscribe();
+    let (resp, session, incoming) = upgrade(&req, stream)?;
+    let via_account = caller.account.is_some();
+    actix_web::rt::spawn(run_channel_socket(
+        state.into_inner(),
+        access,
+        via_account,
+        since,
+        events,
+        session,
+        incoming,
+    ));
+    Ok(resp)
+}
+
+struct ChannelSocket {
+    state: Arc<AppState>,
+    access: Access,
+    session: Session,
+    /// The highest sequence sent (or, without `since`, the channel's head when it opened).
+    last: i64,
+}
+
+impl ChannelSocket {
+    async fn send(&mut self, sequence: i64, received: &str, content_type: &str) -> Result<(), ()> {
+        let frame = notification(&self.access.channel.external_id, sequence, received, content_type);
+        self.session.text(frame.to_string()).await.map_err(|_| ())?;
+        self.last = sequence;
+        self.state.metrics.notifications_sent.inc();
+        Ok(())
+    }
+
+    /// Sends every message after `last` that the database has (this token's, not deleted).
+    async fn catch_up(&mut self) -> Result<(), ()> {
+        let missed =
+            store::messages_for(&self.state.db, self.access.channel.id, &self.access.token, false, self.last)
+                .await
+                .map_err(|e| tracing::warn!(error = %e, "websocket catch-up failed"))?;
+        for m in missed {
+            self.send(m.seq, &format_received(m.received_at), &m.content_type).await?;
+        }
+        Ok(())
+    }
+
+    async fn on_message(&mut self, m: &MessageEvent) -> Result<(), ()> {
+        if m.channel_id != self.access.channel.external_id || m.sequence <= self.last {
+            return Ok(());
+        }
+        if m.sequence > self.last + 1 {
+            // A gap: something was missed (or deleted for this token); the database decides.
+            return self.catch_up().await;
+        }
+        self.send(m.sequence, &format_received(m.received), &m.content_type).await
+    }
+}
+
+async fn run_channel_socket(
+    state: Arc<AppState>,
+    access: Access,
+    via_account: bool,
+    since: Option<i64>,
+    mut events: tokio::sync::broadcast::Receiver<Arc<Event>>,
+    session: Session,
+    mut incoming: actix_ws::AggregatedMessageStream,
+) {
+    let heartbeat = Duration::from_secs(state.settings.websocket_heartbeat_secs);
+    let last = since.unwrap_or(access.channel.head_sequence);
+    state.metrics.open_sockets.inc();
+    let mut socket = ChannelSocket { state: state.clone(), access, session, last };
+    let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + heartbeat, heartbeat);
+    let mut ok = since.is_none() || socket.catch_up().await.is_ok();
+    while ok {
+        ok = tokio::select! {
+            event = events.recv() => match event {
+                Ok(e) => match &*e {
+                    Event::Message(m) => socket.on_message(m).await.is_ok(),
+                    Event::TokenRevoked { token_id } => via_account || *token_id != socket.access.token.id,
+                    Event::ChannelDeleted { channel_id } => *channel_id != socket.access.channel.external_id,
+                    Event::Resync => socket.catch_up().await.is_ok(),
+                },
+                Err(RecvError::Lagged(_)) => socket.catch_up().await.is_ok(),
+                Err(RecvError::Closed) => false,
+            },
+            frame = incoming.next() => match frame {
+                Some(Ok(AggregatedMessage::Ping(bytes))) => socket.session.pong(&bytes).await.is_ok(),
+                Some(Ok(AggregatedMessage::Close(_))) | Some(Err(_)) | None => false,
+                // Other client frames are ignored, as in the reference.
+                Some(Ok(_)) => true,
+            },
+            _ = ping.tick() => socket.session.ping(b"").await.is_ok(),
+        };
+    }
+    state.metrics.open_sockets.dec();
+    let _ = socket.session.close(None).await;
+}
+
+/// `GET /api/v1/web-socket?token=<master token>`: the account's notifications, JSON text frames
+/// (`Accept` absent or `*/*`) or binary frames (`u32 BE kind || payload`, kind 1 = notification).
+pub async fn account_socket(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    caller: TrustedCaller,
+    query: web::Query<HashMap<String, String>>,
+    stream: web::Payload,
+) -> Result<HttpResponse, ChannelError> {
+    let Some(account) = caller.account else {
+        return Err(if query.contains_key("token") || bearer(&req).is_some() {
+            ChannelError::Unauthorized
+        } else {
+            ChannelError::MissingToken
+        });
+    };
+    let binary = req
+        .headers()
+        .get(actix_web::http::header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| !a.trim().is_empty() && a.trim() != "*/*");
+    let events = state.hub.subscribe();
+    let (resp, session, incoming) = upgrade(&req, stream)?;
+    actix_web::rt::spawn(run_account_socket(state.into_inner(), account, binary, events, session, incoming));
+    Ok(resp)
+}
+
+async fn run_account_socket(
+    state: Arc<AppState>,
+    account: i64,
+    binary: bool,
+    mut events: tokio::sync::broadcast::Receiver<Arc<Event>>,
+    mut session: Session,
+    mut incoming: actix_ws::AggregatedMessageStream,
+) {
+    let heartbeat = Duration::from_secs(state.settings.websocket_heartbeat_secs);
+    let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + heartbeat, heartbeat);
+    state.metrics.open_sockets.inc();
+    loop {
+        let ok = tokio::select! {
+            event = events.recv() => match event {
+                Ok(e) => match &*e {
+                    Event::Message(m) if m.account_id == account && !m.owned_by_account => {
+                        let result = notification(&m.channel_id, m.sequence, &format_received(m.received), &m.content_type);
+                        let sent = if binary {
+                            let mut frame = 1u32.to_be_bytes().to_vec();
+                            frame.extend_from_slice(result.to_string().as_bytes());
+                            session.binary(frame).await
+                        } else {
+                            let frame = serde_json::json!({"message_type": "bsvapi.channels.notification", "result": result});
+                            session.text(frame.to_string()).await
+                        };
+                        state.metrics.notifications_sent.inc();
+                        sent.is_ok()
+                    }
+                    _ => true,
+                },
+                Err(RecvError::Lagged(n)) => {
+                    tracing::warn!(missed = n, "account socket fell behind; clients re-read their channels");
+                    true
+                }
+                Err(RecvError::Closed) => false,
+            },
+            frame = incoming.next() => match frame {
+                Some(Ok(AggregatedMessage::Ping(bytes))) => session.pong(&bytes).await.is_ok(),
+                Some(Ok(AggregatedMessage::Pong(_))) => true,
+                // Any other client frame closes the socket, as in the reference.
+                _ => false,
+            },
+            _ = ping.tick() => session.ping(b"").await.is_ok(),
+        };
+        if !ok {
+            break;
+        }
+    }
+    state.metrics.open_sockets.dec();
+    let _ = session.close(None).await;
+}

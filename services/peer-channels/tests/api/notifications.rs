@@ -1,0 +1,150 @@
+//! Websocket notifications: across replicas, resumable without loss, closed on revocation,
+//! the account socket's modes.
+
+use std::time::Duration;
+
+use futures_util::SinkExt;
+use reqwest::Method;
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message as WsMessage;
+
+use crate::helpers::{next_frame, next_json, stack, stack_with, ws};
+use crate::scenarios::urlencode;
+
+const WAIT: Duration = Duration::from_secs(5);
+
+#[tokio::test]
+async fn a_write_on_one_replica_reaches_subscribers_on_every_replica() {
+    let s = stack_with(2, &[]).await;
+    let master = s.account().await;
+    let (id, owner) = s.channel(&master, false).await;
+    let (_, reader) = s.token(&master, &id, true, false).await;
+    let path = format!("/api/v1/channel/{id}/notify?token={}", urlencode(&reader));
+    // One subscriber through the gateway (replica 0), one straight on replica 1.
+    let mut here = ws(&s.gateway, &path, None).await.unwrap();
+    let mut there = ws(&s.replicas[1], &path, None).await.unwrap();
+    let seq = s.write(&id, &owner, &json!({"hello": 1})).await;
+    for socket in [&mut here, &mut there] {
+        let n = next_json(socket, WAIT).await.expect("notification on every replica");
+        assert_eq!(n["sequence"], seq);
+        assert_eq!(n["channel_id"], id);
+        let mut keys: Vec<String> = n.as_object().unwrap().keys().cloned().collect();
+        keys.sort();
+        assert_eq!(keys, ["channel_id", "content_type", "received", "sequence"]);
+    }
+    // A write straight on replica 1 reaches the gateway's subscriber on replica 0.
+    let resp = s
+        .http
+        .post(format!("{}/api/v1/channel/{id}", s.replicas[1]))
+        .bearer_auth(&owner)
+        .json(&json!({"hello": 2}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(next_json(&mut here, WAIT).await.unwrap()["sequence"], seq + 1);
+}
+
+#[tokio::test]
+async fn a_subscriber_that_reconnects_with_since_gets_every_missed_notification_once() {
+    let s = stack().await;
+    let master = s.account().await;
+    let (id, owner) = s.channel(&master, false).await;
+    let (_, reader) = s.token(&master, &id, true, false).await;
+    let base = format!("/api/v1/channel/{id}/notify?token={}", urlencode(&reader));
+    let mut socket = ws(&s.gateway, &base, None).await.unwrap();
+    for i in 0..3 {
+        s.write(&id, &owner, &json!({"i": i})).await;
+    }
+    let mut seen = Vec::new();
+    for _ in 0..3 {
+        seen.push(next_json(&mut socket, WAIT).await.unwrap()["sequence"].as_i64().unwrap());
+    }
+    assert_eq!(seen, [1, 2, 3]);
+    socket.close(None).await.unwrap();
+    drop(socket);
+    // Missed while away.
+    for i in 3..8 {
+        s.write(&id, &owner, &json!({"i": i})).await;
+    }
+    let mut socket = ws(&s.gateway, &format!("{base}&since=3"), None).await.unwrap();
+    // Written while the replay runs and after it.
+    let writer = {
+        let (s_http, url, owner) = (s.http.clone(), s.url(&format!("/api/v1/channel/{id}")), owner.clone());
+        tokio::spawn(async move {
+            for i in 8..12 {
+                let resp = s_http.post(&url).bearer_auth(&owner).json(&json!({"i": i})).send().await.unwrap();
+                assert_eq!(resp.status(), 200);
+            }
+        })
+    };
+    let mut got = Vec::new();
+    while got.len() < 9 {
+        let n = next_json(&mut socket, WAIT).await.expect("every missed and new notification");
+        got.push(n["sequence"].as_i64().unwrap());
+    }
+    writer.await.unwrap();
+    assert_eq!(got, (4..=12).collect::<Vec<_>>(), "in order, each once");
+    let extra = next_json(&mut socket, Duration::from_millis(500)).await;
+    assert!(extra.is_none(), "no duplicates: {extra:?}");
+    // A bad `since` is a client mistake.
+    assert_eq!(ws(&s.gateway, &format!("{base}&since=x"), None).await.err(), Some(400));
+}
+
+#[tokio::test]
+async fn revoking_a_token_closes_its_open_socket_at_once() {
+    let s = stack().await;
+    let master = s.account().await;
+    let (id, owner) = s.channel(&master, false).await;
+    let (token_id, reader) = s.token(&master, &id, true, false).await;
+    let mut socket =
+        ws(&s.gateway, &format!("/api/v1/channel/{id}/notify?token={}", urlencode(&reader)), None)
+            .await
+            .unwrap();
+    let resp = s
+        .req(
+            Method::DELETE,
+            &format!("/api/v1/channel/manage/{id}/api-token/{token_id}"),
+            Some(&format!("Bearer {master}")),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 204);
+    s.write(&id, &owner, &json!({"after": "revocation"})).await;
+    assert!(next_frame(&mut socket, WAIT).await.is_none(), "closed, and nothing sent after revocation");
+}
+
+#[tokio::test]
+async fn the_account_socket_speaks_json_or_binary_and_skips_the_accounts_own_writes() {
+    let s = stack().await;
+    let master = s.account().await;
+    let (id, owner) = s.channel(&master, false).await;
+    let (_, other) = s.token(&master, &id, true, true).await;
+    let path = format!("/api/v1/web-socket?token={}", urlencode(&master));
+    let mut json_socket = ws(&s.gateway, &path, None).await.unwrap();
+    let mut binary_socket = ws(&s.gateway, &path, Some("application/octet-stream")).await.unwrap();
+    s.write(&id, &owner, &json!({"own": true})).await;
+    let seq = s.write(&id, &other, &json!({"other": true})).await;
+    let n = next_json(&mut json_socket, WAIT).await.unwrap();
+    assert_eq!(n["message_type"], "bsvapi.channels.notification");
+    assert_eq!(n["result"]["sequence"], seq, "the owner's own write was skipped");
+    match next_frame(&mut binary_socket, WAIT).await.unwrap() {
+        WsMessage::Binary(b) => {
+            assert_eq!(&b[..4], &1u32.to_be_bytes());
+            let result: Value = serde_json::from_slice(&b[4..]).unwrap();
+            assert_eq!(result["sequence"], seq);
+            assert_eq!(result.as_object().unwrap().len(), 4);
+        }
+        other => panic!("expected a binary frame, got {other:?}"),
+    }
+    // Any client data frame closes the account socket.
+    json_socket.send(WsMessage::Text("hello".into())).await.unwrap();
+    assert!(next_frame(&mut json_socket, WAIT).await.is_none());
+    // Another account's master token gets nothing of this account.
+    let stranger = s.account().await;
+    let mut theirs =
+        ws(&s.gateway, &format!("/api/v1/web-socket?token={}", urlencode(&stranger)), None).await.unwrap();
+    s.write(&id, &other, &json!({"again": true})).await;
+    assert!(next_frame(&mut theirs, Duration::from_millis(500)).await.is_none());
+}
