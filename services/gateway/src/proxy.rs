@@ -258,6 +258,12 @@ pub async fn forward(
     let status = actix_web::http::StatusCode::from_u16(resp.status().as_u16())
         .map_err(|_| ApiError::new(ErrorKind::BadGateway, "The service answered badly."))?;
     let mut out = HttpResponse::build(status);
+    // Clients of the channel APIs log the reason phrase (`400 10001: Channel is locked...`).
+    if let Some(reason) =
+        resp.extensions().get::<hyper::ext::ReasonPhrase>().and_then(|r| interned_reason(r.as_bytes()))
+    {
+        out.reason(reason);
+    }
     for (name, value) in resp.headers() {
         let n = name.as_str();
         if HOP_BY_HOP.contains(&n) || n == "content-length" {
@@ -280,4 +286,22 @@ pub async fn forward(
         Some(len) => Ok(out.no_chunking(len).streaming(resp.bytes_stream())),
         None => Ok(out.streaming(resp.bytes_stream())),
     }
+}
+
+/// Upstream reason phrases as `&'static str` (what actix keeps): each distinct phrase is leaked
+/// once, and only a bounded number of them (upstreams are our own services, with a fixed set).
+fn interned_reason(bytes: &[u8]) -> Option<&'static str> {
+    const MAX_PHRASES: usize = 256;
+    static PHRASES: std::sync::Mutex<Vec<&'static str>> = std::sync::Mutex::new(Vec::new());
+    let text = std::str::from_utf8(bytes).ok().filter(|t| t.len() <= 200)?;
+    let mut phrases = PHRASES.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(found) = phrases.iter().find(|p| **p == text) {
+        return Some(found);
+    }
+    if phrases.len() >= MAX_PHRASES {
+        return None;
+    }
+    let leaked: &'static str = Box::leak(text.to_owned().into_boxed_str());
+    phrases.push(leaked);
+    Some(leaked)
 }

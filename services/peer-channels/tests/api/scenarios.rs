@@ -388,6 +388,12 @@ async fn sequenced_and_locked_channels_refuse_writes_with_the_references_reasons
         .await
         .unwrap();
     assert_eq!(resp.status(), 400);
+    // The reason text clients log, in the status line (through the gateway) and the body.
+    let reason = resp.extensions().get::<hyper::ext::ReasonPhrase>().map(|r| r.as_bytes().to_vec());
+    assert_eq!(
+        reason.as_deref(),
+        Some(&b"10002: Sequencing failure. This channel still has unread messages. Write failed."[..])
+    );
     let problem: Value = resp.json().await.unwrap();
     assert!(problem["detail"].as_str().unwrap().starts_with("10002"));
     // Once read, it may write.
