@@ -257,8 +257,20 @@ pub async fn create_token(
     Ok(HttpResponse::Ok().json(TokenView::of(&issued.row, Some(issued.token))))
 }
 
-fn token_id(raw: &str) -> Result<i64, ChannelError> {
-    raw.parse().map_err(|_| ChannelError::BadRequest("The token id must be an integer".into()))
+/// The channel and token a `.../api-token/{tokenid}` path names, both the caller's (404 else).
+async fn path_token(
+    state: &AppState,
+    req: &HttpRequest,
+    caller: &TrustedCaller,
+    path: web::Path<(String, String)>,
+) -> Result<TokenRow, ChannelError> {
+    let account = account(req, caller)?;
+    let (channel_id, raw_token_id) = path.into_inner();
+    let token_id: i64 = raw_token_id
+        .parse()
+        .map_err(|_| ChannelError::BadRequest("The token id must be an integer".into()))?;
+    let channel = owned(state, account, &channel_id).await?;
+    store::token_of_channel(&state.db, channel.id, token_id).await?.ok_or(ChannelError::TokenNotFound)
 }
 
 /// `GET /api/v1/channel/manage/{channelid}/api-token/{tokenid}`: a live token of the channel.
@@ -268,14 +280,10 @@ pub async fn get_token(
     caller: TrustedCaller,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ChannelError> {
-    let account = account(&req, &caller)?;
-    let (channel_id, raw_token_id) = path.into_inner();
-    let token_id = token_id(&raw_token_id)?;
-    let channel = owned(&state, account, &channel_id).await?;
-    let token = store::token_of_channel(&state.db, channel.id, token_id)
-        .await?
-        .filter(|t| t.revoked_at.is_none())
-        .ok_or(ChannelError::TokenNotFound)?;
+    let token = path_token(&state, &req, &caller, path).await?;
+    if token.revoked_at.is_some() {
+        return Err(ChannelError::TokenNotFound);
+    }
     Ok(HttpResponse::Ok().json(TokenView::of(&token, None)))
 }
 
@@ -287,11 +295,7 @@ pub async fn revoke_token(
     caller: TrustedCaller,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ChannelError> {
-    let account = account(&req, &caller)?;
-    let (channel_id, raw_token_id) = path.into_inner();
-    let token_id = token_id(&raw_token_id)?;
-    let channel = owned(&state, account, &channel_id).await?;
-    store::token_of_channel(&state.db, channel.id, token_id).await?.ok_or(ChannelError::TokenNotFound)?;
-    store::revoke(&state.db, token_id, OffsetDateTime::now_utc()).await?;
+    let token = path_token(&state, &req, &caller, path).await?;
+    store::revoke(&state.db, token.id, OffsetDateTime::now_utc()).await?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -518,7 +518,7 @@ pub async fn mark(
             .first(conn)
             .await?;
         if !older {
-            set_mark(conn, channel_id, token_id, seq, Some(read)).await?;
+            upsert_mark(conn, channel_id, token_id, seq, MarkChange::Read(read)).await?;
             return Ok(());
         }
         if read {
@@ -578,25 +578,39 @@ pub async fn mark(
     .await
 }
 
-async fn set_mark(
+/// What a mark changes.
+#[derive(Clone, Copy)]
+enum MarkChange {
+    Read(bool),
+    Deleted,
+}
+
+/// Records a token's explicit mark on one message (one row, created or updated).
+async fn upsert_mark(
     conn: &mut diesel_async::AsyncPgConnection,
     channel_id: i64,
     token_id: i64,
     seq: i64,
-    read: Option<bool>,
+    change: MarkChange,
 ) -> Result<(), DbError> {
-    diesel::insert_into(message_marks::table)
+    let (read, deleted) = match change {
+        MarkChange::Read(r) => (Some(r), false),
+        MarkChange::Deleted => (None, true),
+    };
+    let insert = diesel::insert_into(message_marks::table)
         .values((
             message_marks::token_id.eq(token_id),
             message_marks::channel_id.eq(channel_id),
             message_marks::seq.eq(seq),
             message_marks::is_read.eq(read),
+            message_marks::is_deleted.eq(deleted),
         ))
         .on_conflict((message_marks::token_id, message_marks::seq))
-        .do_update()
-        .set(message_marks::is_read.eq(read))
-        .execute(conn)
-        .await?;
+        .do_update();
+    match change {
+        MarkChange::Read(r) => insert.set(message_marks::is_read.eq(Some(r))).execute(conn).await?,
+        MarkChange::Deleted => insert.set(message_marks::is_deleted.eq(true)).execute(conn).await?,
+    };
     Ok(())
 }
 
@@ -620,18 +634,7 @@ pub async fn delete_message(
         if received + min_age > now {
             return Err(ChannelError::RetentionNotExpired);
         }
-        diesel::insert_into(message_marks::table)
-            .values((
-                message_marks::token_id.eq(token_id),
-                message_marks::channel_id.eq(channel_id),
-                message_marks::seq.eq(seq),
-                message_marks::is_deleted.eq(true),
-            ))
-            .on_conflict((message_marks::token_id, message_marks::seq))
-            .do_update()
-            .set(message_marks::is_deleted.eq(true))
-            .execute(conn)
-            .await?;
+        upsert_mark(conn, channel_id, token_id, seq, MarkChange::Deleted).await?;
         Ok(())
     })
     .await
