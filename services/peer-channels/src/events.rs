@@ -65,12 +65,6 @@ pub struct Hub {
     sender: broadcast::Sender<Arc<Event>>,
 }
 
-impl Default for Hub {
-    fn default() -> Self {
-        Self::new(4096)
-    }
-}
-
 impl Hub {
     /// A hub whose slowest subscriber may fall `capacity` events behind before it must resync.
     pub fn new(capacity: usize) -> Self {

@@ -106,7 +106,7 @@ impl Application {
             credential: InternalCredential::new(settings.common.internal_token.clone()),
         };
         let grace = settings.common.shutdown_grace_secs;
-        let hub = events::Hub::default();
+        let hub = events::Hub::new(settings.websocket_fanout_capacity);
         let shutdown = CancellationToken::new();
         tokio::spawn(events::listen(db.clone(), hub.clone(), shutdown.clone()));
         let state = web::Data::new(AppState { db, settings, hub, metrics });

@@ -7,6 +7,7 @@
 //! | `href_port` | `HREF_PORT` | 8080 (port in a channel's `href`: 80 → `http://host`, 443 → `https://host`) |
 //! | `websocket_heartbeat_secs` | `WEBSOCKET_HEARTBEAT_SECS` | 30 |
 //! | `pruner_interval_secs` | `PRUNER_INTERVAL_SECS` | 300 (0 turns the pruner off) |
+//! | `websocket_fanout_capacity` | `WEBSOCKET_FANOUT_CAPACITY` | 4096 (events a socket may fall behind before it re-reads the database) |
 //!
 //! plus the common settings of `service_kit::settings` (`DATABASE_URL`, `INTERNAL_TOKEN`, ...).
 
@@ -28,6 +29,8 @@ pub struct PeerChannelsSettings {
     pub websocket_heartbeat_secs: u64,
     /// Seconds between pruner rounds; 0 disables the pruner.
     pub pruner_interval_secs: u64,
+    /// Events a socket may fall behind this replica's fan-out before it re-reads the database.
+    pub websocket_fanout_capacity: usize,
 }
 
 impl PeerChannelsSettings {
@@ -48,6 +51,7 @@ href_host = "127.0.0.1"
 href_port = 8080
 websocket_heartbeat_secs = 30
 pruner_interval_secs = 300
+websocket_fanout_capacity = 4096
 "#;
     const ENV: &'static [EnvVar] = &[
         env("MAX_MESSAGE_CONTENT_LENGTH", "max_message_content_length"),
@@ -55,6 +59,7 @@ pruner_interval_secs = 300
         env("HREF_PORT", "href_port"),
         env("WEBSOCKET_HEARTBEAT_SECS", "websocket_heartbeat_secs"),
         env("PRUNER_INTERVAL_SECS", "pruner_interval_secs"),
+        env("WEBSOCKET_FANOUT_CAPACITY", "websocket_fanout_capacity"),
     ];
 
     fn common(&self) -> &CommonSettings {
@@ -73,6 +78,9 @@ pruner_interval_secs = 300
         }
         if self.href_host.trim().is_empty() {
             return Err(SettingsError::invalid(Self::ENV, "href_host", "must not be empty"));
+        }
+        if self.websocket_fanout_capacity == 0 {
+            return Err(SettingsError::invalid(Self::ENV, "websocket_fanout_capacity", "must be positive"));
         }
         if self.websocket_heartbeat_secs == 0 {
             return Err(SettingsError::invalid(Self::ENV, "websocket_heartbeat_secs", "must be positive"));

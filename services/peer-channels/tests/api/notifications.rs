@@ -148,3 +148,43 @@ async fn the_account_socket_speaks_json_or_binary_and_skips_the_accounts_own_wri
     s.write(&id, &other, &json!({"again": true})).await;
     assert!(next_frame(&mut theirs, Duration::from_millis(500)).await.is_none());
 }
+
+#[tokio::test]
+async fn a_socket_that_falls_behind_the_fan_out_still_gets_every_notification_in_order() {
+    // A fan-out that holds two events: a burst of writes overruns it, so the socket must notice
+    // and read what it missed from the database.
+    let s = stack_with(1, &[("WEBSOCKET_FANOUT_CAPACITY", "2")]).await;
+    let master = s.account().await;
+    let (id, owner) = s.channel(&master, false).await;
+    let mut socket =
+        ws(&s.gateway, &format!("/api/v1/channel/{id}/notify?token={}", urlencode(&owner)), None)
+            .await
+            .unwrap();
+    let writers: Vec<_> = (0..8)
+        .map(|w| {
+            let (http, url, owner) = (s.http.clone(), s.url(&format!("/api/v1/channel/{id}")), owner.clone());
+            tokio::spawn(async move {
+                for i in 0..10 {
+                    let resp = http
+                        .post(&url)
+                        .bearer_auth(&owner)
+                        .json(&json!({"w": w, "i": i}))
+                        .send()
+                        .await
+                        .unwrap();
+                    assert_eq!(resp.status(), 200);
+                }
+            })
+        })
+        .collect();
+    for w in writers {
+        w.await.unwrap();
+    }
+    let mut got = Vec::new();
+    while got.len() < 80 {
+        let n = next_json(&mut socket, WAIT).await.expect("every notification");
+        got.push(n["sequence"].as_i64().unwrap());
+    }
+    assert_eq!(got, (1..=80).collect::<Vec<_>>());
+    assert!(next_json(&mut socket, Duration::from_millis(300)).await.is_none());
+}
