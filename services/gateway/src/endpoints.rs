@@ -44,3 +44,12 @@ pub fn document(state: &AppState) -> Value {
 pub async fn get_endpoints(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok().json(document(&state))
 }
+
+/// `GET /`: the reference answers 200 here (clients use it as a liveness probe of the server).
+pub async fn root() -> HttpResponse {
+    HttpResponse::Ok().json(serde_json::json!({
+        "name": "bsv-mapi gateway",
+        "endpoints": "/api/v1/endpoints",
+        "docs": "/docs",
+    }))
+}

@@ -104,6 +104,7 @@ impl Application {
             base_app(kit.clone())
                 .wrap(actix_web::middleware::from_fn(auth::guard_metrics))
                 .app_data(state.clone())
+                .route("/", web::get().to(endpoints::root))
                 .route("/api/v1/endpoints", web::get().to(endpoints::get_endpoints))
                 .route("/api/v1/account/key", web::post().to(accounts::sign_up))
                 .route("/api/v1/account/register", web::post().to(accounts::sign_up))

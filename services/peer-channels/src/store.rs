@@ -329,6 +329,12 @@ struct Locking {
 }
 
 #[derive(QueryableByName)]
+struct Written {
+    #[diesel(sql_type = BigInt)]
+    seq: i64,
+}
+
+#[derive(QueryableByName)]
 struct MaxSeq {
     #[diesel(sql_type = Nullable<BigInt>)]
     seq: Option<i64>,
@@ -336,7 +342,9 @@ struct MaxSeq {
 
 /// Writes a message: checks lock and sequencing, takes the next sequence (gapless: writers of a
 /// channel queue on its row lock), stores it and publishes the notification, all in one
-/// transaction, so a notification is sent exactly when the message is committed.
+/// transaction, so a notification is sent exactly when the message is committed. An unlocked,
+/// unsequenced channel (the common case) needs a single statement; the others take the row lock
+/// first, because the sequencing check must see every message committed before it.
 pub async fn write_message(
     db: &Db,
     channel: &ChannelRow,
@@ -352,6 +360,32 @@ pub async fn write_message(
     let content_type = content_type.to_owned();
     let now = now.replace_nanosecond(0).unwrap_or(now);
     let mut conn = db.conn().await?;
+    if !channel.sequenced && !channel.locked {
+        // The common case in one statement (its own transaction): no lock held across round trips.
+        let received = now
+            .format(&time::format_description::well_known::Rfc3339)
+            .map_err(|e| DbError::Query(diesel::result::Error::SerializationError(Box::new(e))))?;
+        let written: Option<Written> = diesel::sql_query(
+            "WITH c AS (UPDATE channels SET head_sequence = head_sequence + 1                         WHERE id = $1 AND NOT locked AND NOT sequenced RETURNING head_sequence),                   m AS (INSERT INTO messages (channel_id, seq, from_token, received_at, content_type, payload)                         SELECT $1, head_sequence, $2, $3, $4, $5 FROM c RETURNING seq)              SELECT m.seq FROM m, LATERAL (SELECT pg_notify($6, json_build_object(                  'kind', 'message', 'channel_id', $7::text, 'account_id', $8::bigint, 'sequence', m.seq,                  'received', $9::text, 'content_type', $4::text, 'from_token', $2::bigint,                  'owned_by_account', $10::boolean)::text)) AS n",
+        )
+        .bind::<BigInt, _>(channel_id)
+        .bind::<BigInt, _>(writer_id)
+        .bind::<Timestamptz, _>(now)
+        .bind::<Text, _>(&content_type)
+        .bind::<Bytea, _>(&payload)
+        .bind::<Text, _>(NOTIFY_CHANNEL)
+        .bind::<Text, _>(&external_id)
+        .bind::<BigInt, _>(account_id)
+        .bind::<Text, _>(&received)
+        .bind::<Bool, _>(owned)
+        .get_result(&mut conn)
+        .await
+        .optional()?;
+        if let Some(w) = written {
+            return Ok(MessageRow { seq: w.seq, received_at: now, content_type, payload });
+        }
+        // Locked or made sequenced meanwhile: the general path below says which.
+    }
     conn.transaction::<_, ChannelError, _>(async move |conn| {
         let state: Locking =
             diesel::sql_query("SELECT locked, sequenced FROM channels WHERE id = $1 FOR UPDATE")

@@ -30,6 +30,9 @@ async fn the_reference_scenarios_pass_as_black_box_http() {
         "retention": {"min_age_days": 0, "max_age_days": 0, "auto_prune": true}
     });
 
+    // 1. The server answers at its root.
+    assert_eq!(s.http.get(s.url("/")).send().await.unwrap().status(), 200);
+
     // 2. Create channel (auth triple first).
     auth_triple(&s, Method::POST, "/api/v1/channel/manage", &create_body).await;
     let channel = s.create_channel(&master, create_body.clone()).await;
