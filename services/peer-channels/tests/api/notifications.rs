@@ -188,3 +188,20 @@ async fn a_socket_that_falls_behind_the_fan_out_still_gets_every_notification_in
     assert_eq!(got, (1..=80).collect::<Vec<_>>());
     assert!(next_json(&mut socket, Duration::from_millis(300)).await.is_none());
 }
+
+#[tokio::test]
+async fn sockets_are_pinged_at_the_heartbeat_interval() {
+    use futures_util::StreamExt;
+    let s = stack_with(1, &[("WEBSOCKET_HEARTBEAT_SECS", "1")]).await;
+    let master = s.account().await;
+    let (id, owner) = s.channel(&master, false).await;
+    for path in [
+        format!("/api/v1/channel/{id}/notify?token={}", urlencode(&owner)),
+        format!("/api/v1/web-socket?token={}", urlencode(&master)),
+    ] {
+        let mut socket = ws(&s.gateway, &path, None).await.unwrap();
+        let frame =
+            tokio::time::timeout(Duration::from_secs(5), socket.next()).await.expect("a frame in time");
+        assert!(matches!(frame, Some(Ok(WsMessage::Ping(_)))), "{path}: {frame:?}");
+    }
+}
