@@ -6,7 +6,7 @@ use bsv_primitives::Txid;
 use db_kit::{Db, DbError};
 use diesel::prelude::*;
 use diesel::upsert::excluded;
-use diesel_async::{AsyncConnection, RunQueryDsl};
+use diesel_async::RunQueryDsl;
 use time::OffsetDateTime;
 
 use crate::schema::txs;
@@ -121,7 +121,7 @@ pub async fn insert_sending(db: &Db, rows: &[NewTx]) -> Result<(), DbError> {
     Ok(())
 }
 
-/// Records what the nodes answered, in one transaction that does not wait for the WAL flush.
+/// Records what the nodes answered, in one statement whose commit does not wait for the WAL flush.
 ///
 /// Why not durable: each row is already stored durably as "sent to node" before the nodes are
 /// called. If this commit is lost in a crash, the mempool checker adopts rows left in that state
@@ -140,27 +140,29 @@ pub async fn record_outcome(
     if accepted.is_empty() && rejected.is_empty() {
         return Ok(());
     }
+    use diesel::sql_types::{Array, Bool, Bytea, SmallInt, Timestamptz};
     let keys = |ids: &[Txid]| -> Vec<Vec<u8>> { ids.iter().map(|t| t.internal().to_vec()).collect() };
-    let (accepted, rejected) = (keys(accepted), keys(rejected));
     let mut conn = db.conn().await?;
-    conn.transaction::<_, DbError, _>(async move |conn| {
-        diesel::sql_query("SET LOCAL synchronous_commit = off").execute(conn).await?;
-        if !accepted.is_empty() {
-            diesel::update(txs::table.filter(txs::txid.eq_any(accepted)).filter(txs::tx_status.lt(0)))
-                .set((txs::tx_status.eq(STATUS_ACCEPTED), txs::submitted_at.eq(at)))
-                .execute(conn)
-                .await?;
-        }
-        if !rejected.is_empty() {
-            let rows =
-                txs::table.filter(txs::txid.eq_any(rejected)).filter(txs::tx_status.eq(STATUS_SENT_TO_NODE));
-            if authenticated {
-                diesel::update(rows).set(txs::tx_status.eq(STATUS_NODE_REJECTED)).execute(conn).await?;
-            } else {
-                diesel::delete(rows).execute(conn).await?;
-            }
-        }
-        Ok(())
-    })
-    .await
+    // One statement, so one round trip: `set_config(.., true)` lasts until this statement's own
+    // commit, which then does not wait for the flush.
+    diesel::sql_query(
+        "WITH s AS (SELECT set_config('synchronous_commit', 'off', true) AS v), \
+              a AS (UPDATE txs SET tx_status = $3, submitted_at = $4 FROM s \
+                    WHERE txid = ANY($1) AND tx_status < 0 RETURNING 1), \
+              r AS (UPDATE txs SET tx_status = $5 FROM s \
+                    WHERE $7 AND txid = ANY($2) AND tx_status = $6 RETURNING 1), \
+              d AS (DELETE FROM txs USING s \
+                    WHERE NOT $7 AND txid = ANY($2) AND tx_status = $6 RETURNING 1) \
+         SELECT v FROM s",
+    )
+    .bind::<Array<Bytea>, _>(keys(accepted))
+    .bind::<Array<Bytea>, _>(keys(rejected))
+    .bind::<SmallInt, _>(STATUS_ACCEPTED)
+    .bind::<Timestamptz, _>(at)
+    .bind::<SmallInt, _>(STATUS_NODE_REJECTED)
+    .bind::<SmallInt, _>(STATUS_SENT_TO_NODE)
+    .bind::<Bool, _>(authenticated)
+    .execute(&mut conn)
+    .await?;
+    Ok(())
 }

@@ -10,3 +10,4 @@ mod status;
 mod submit;
 mod through_gateway;
 mod txouts;
+mod txstore;
