@@ -1,7 +1,9 @@
 #![doc = include_str!("../README.md")]
 
 pub mod admin_status;
+pub mod batching;
 pub mod cache;
+pub mod coalesce;
 pub mod consolidation;
 pub mod fees;
 pub mod mempool_checker;
@@ -57,6 +59,8 @@ pub struct AppState {
     pub node_list: cache::TtlCache<(), Vec<nodes::NodeRow>>,
     /// Quotes per identity (`None`: anonymous), cached.
     pub quote_cache: cache::TtlCache<Option<(String, String)>, Vec<quotes::Quote>>,
+    /// The submission's database and node I/O, merged across concurrent submissions.
+    pub io: batching::SubmitIo,
 }
 
 /// Why the service could not start.
@@ -104,6 +108,7 @@ impl Application {
             credential: InternalCredential::new(settings.common.internal_token.clone()),
         };
         let grace = settings.common.shutdown_grace_secs;
+        let io = batching::SubmitIo::start(&db);
         let state = web::Data::new(AppState {
             db,
             settings,
@@ -113,6 +118,7 @@ impl Application {
             network_info: nodes::NetworkInfoCache::default(),
             node_list: cache::TtlCache::default(),
             quote_cache: cache::TtlCache::default(),
+            io,
         });
         let port = listener.local_addr()?.port();
         let shutdown = tokio_util::sync::CancellationToken::new();

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
+use crate::coalesce::Coalescer;
 use actix_web::{HttpResponse, web};
 use bsv_primitives::BlockHash;
 use db_kit::{Db, DbError};
@@ -86,24 +87,42 @@ impl From<&NodeRow> for NodeView {
     }
 }
 
-/// RPC clients per node, reused across requests (each holds a connection pool).
+/// A node's client and its merged `sendrawtransactions`.
+type NodeHandles = (RpcClient, Coalescer<crate::batching::Send>);
+
+/// RPC clients per node, reused across requests (each holds a connection pool), with each node's
+/// merged sender.
 #[derive(Debug, Default)]
 pub struct NodeClients {
-    clients: Mutex<HashMap<(String, i32, String, String), RpcClient>>,
+    clients: Mutex<HashMap<(String, i32, String, String), NodeHandles>>,
 }
 
 impl NodeClients {
     /// The client of a node (built on first use, rebuilt when its credentials change).
     pub fn client(&self, node: &NodeRow, timeout: Duration) -> Result<RpcClient, RpcError> {
+        self.handles(node, timeout).map(|h| h.0)
+    }
+
+    /// The node's merged `sendrawtransactions` (see [`crate::coalesce`]).
+    pub fn sender(
+        &self,
+        node: &NodeRow,
+        timeout: Duration,
+    ) -> Result<Coalescer<crate::batching::Send>, RpcError> {
+        self.handles(node, timeout).map(|h| h.1)
+    }
+
+    fn handles(&self, node: &NodeRow, timeout: Duration) -> Result<NodeHandles, RpcError> {
         let key = (node.host.clone(), node.port, node.username.clone(), node.password.clone());
         let mut clients = self.clients.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(c) = clients.get(&key) {
             return Ok(c.clone());
         }
         let client = build_client(&node.host, node.port, &node.username, &node.password, timeout)?;
+        let handles = (client.clone(), crate::batching::SubmitIo::sender(client));
         clients.retain(|(h, p, _, _), _| !(h == &node.host && *p == node.port));
-        clients.insert(key, client.clone());
-        Ok(client)
+        clients.insert(key, handles.clone());
+        Ok(handles)
     }
 }
 

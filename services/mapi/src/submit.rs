@@ -4,7 +4,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use bsv_primitives::{OutPoint, Transaction, Txid, sha256d};
+use bsv_primitives::{Transaction, Txid, sha256d};
 use node_client::RpcError;
 use node_client::rpc_types::{RejectedTx, SendRawTransactionsResult, SendRawTx, TxOutRef};
 use service_kit::internal::TrustedCaller;
@@ -13,6 +13,7 @@ use time::OffsetDateTime;
 use wire_model::mapi::{ConflictedTx, ReturnResult, TxResult};
 use wire_model::{CallbackEncryption, CallbackUrl};
 
+use crate::batching::{Outcome, SendError};
 use crate::consolidation::{Params, PrevoutFacts, is_consolidation};
 use crate::fees::{self, FeeVerdict};
 use crate::quotes::{self, Quote};
@@ -297,11 +298,21 @@ pub async fn submit(
     let txids: Vec<Txid> = parsed_txs.iter().map(|p| p.1).collect();
     let timed_prevouts = async {
         let timer = m.gettxouts_duration.start_timer();
-        let prevouts = fetch_prevouts(&nodes, &wanted).await;
+        let prevouts = if wanted.is_empty() {
+            Ok(HashMap::new())
+        } else {
+            state.io.prevouts.call((nodes.clone(), wanted.clone())).await.unwrap_or(Err(()))
+        };
         timer.observe_duration();
         prevouts
     };
-    let (stored, prevouts) = tokio::join!(txstore::existing(&state.db, &txids), timed_prevouts);
+    let lookup = async {
+        if txids.is_empty() {
+            return Ok(HashMap::new());
+        }
+        state.io.lookup.call(txids.clone()).await.unwrap_or_else(|| Err(shutting_down()))
+    };
+    let (stored, prevouts) = tokio::join!(lookup, timed_prevouts);
     let stored = stored?;
 
     // 3. Already stored?
@@ -463,7 +474,9 @@ pub async fn submit(
             identity_provider: identity.map(|i| i.1.to_owned()),
         })
         .collect();
-    txstore::insert_sending(&state.db, &rows).await?;
+    if !rows.is_empty() {
+        state.io.insert.call(rows).await.unwrap_or_else(|| Err(shutting_down()))?;
+    }
 
     // 6. One call per node, all nodes at once; merge per transaction, best answer wins.
     let mut node_results: Vec<(usize, TxResult)> = Vec::new();
@@ -480,8 +493,18 @@ pub async fn submit(
             .collect();
         m.tx_sent_to_node.inc_by(batch.len() as u64);
         let timer = m.sendrawtxs_duration.start_timer();
-        let answers =
-            futures_util::future::join_all(nodes.iter().map(|(_, c)| c.send_raw_transactions(&batch))).await;
+        let timeout = std::time::Duration::from_millis(state.settings.node_rpc_timeout_ms);
+        let senders = nodes
+            .iter()
+            .map(|(row, _)| state.node_clients.sender(row, timeout))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| ApiError::internal(&e))?;
+        let txids: Vec<Txid> = to_send.iter().map(|s| s.txid).collect();
+        let answers = futures_util::future::join_all(senders.iter().map(|sender| {
+            let req = (txids.clone(), batch.clone());
+            async move { sender.call(req).await.unwrap_or_else(|| Err(SendError::worker_gone())) }
+        }))
+        .await;
         timer.observe_duration();
         let answered: Vec<&SendRawTransactionsResult> =
             answers.iter().filter_map(|a| a.as_ref().ok()).collect();
@@ -541,14 +564,8 @@ pub async fn submit(
         }
         m.tx_accepted_by_node.inc_by(accepted.len() as u64);
         m.tx_rejected_by_node.inc_by(rejected.len() as u64);
-        txstore::record_outcome(
-            &state.db,
-            &accepted,
-            &rejected,
-            identity.is_some(),
-            OffsetDateTime::now_utc(),
-        )
-        .await?;
+        let outcome = Outcome { accepted, rejected, authenticated: identity.is_some() };
+        state.io.record.call(outcome).await.unwrap_or_else(|| Err(shutting_down()))?;
     }
 
     // 7. The reference's order: pre-submit results in request order, then node results
@@ -580,31 +597,9 @@ fn dsnt_warning_of_raw(raw: &[u8]) -> Vec<String> {
     }
 }
 
-/// One `gettxouts` on the first node that answers.
-async fn fetch_prevouts(
-    nodes: &[(crate::nodes::NodeRow, node_client::RpcClient)],
-    wanted: &[TxOutRef],
-) -> Result<HashMap<OutPoint, node_client::rpc_types::TxOutInfo>, ()> {
-    if wanted.is_empty() {
-        return Ok(HashMap::new());
-    }
-    for (_, client) in nodes {
-        match client
-            .get_tx_outs(wanted, &["scriptPubKeyLen", "value", "isStandard", "confirmations"], true)
-            .await
-        {
-            Ok(answer) if answer.txouts.len() == wanted.len() => {
-                return Ok(wanted
-                    .iter()
-                    .zip(answer.txouts)
-                    .map(|(r, info)| (OutPoint { txid: r.txid, vout: r.n }, info))
-                    .collect());
-            }
-            Ok(_) => tracing::warn!("gettxouts answered a different number of outputs"),
-            Err(e) => tracing::warn!(error = %e, "gettxouts failed"),
-        }
-    }
-    Err(())
+/// The answer when a merging worker has stopped (only while the service shuts down).
+fn shutting_down() -> ApiError {
+    ApiError::unavailable("The service is shutting down.")
 }
 
 /// True when some node has the transaction in a block.

@@ -129,18 +129,19 @@ pub async fn insert_sending(db: &Db, rows: &[NewTx]) -> Result<(), DbError> {
 /// transaction lost. Skipping the second flush takes about one disk sync off every submission.
 ///
 /// Accepted (or already known): status 1 unless already >= 0. Rejected by every node: kept as
-/// rejected for authenticated callers, removed for anonymous ones (as the reference does).
+/// rejected (`keep`, authenticated callers), or removed (`remove`, anonymous ones), as the
+/// reference does.
 pub async fn record_outcome(
     db: &Db,
     accepted: &[Txid],
-    rejected: &[Txid],
-    authenticated: bool,
+    keep: &[Txid],
+    remove: &[Txid],
     at: OffsetDateTime,
 ) -> Result<(), DbError> {
-    if accepted.is_empty() && rejected.is_empty() {
+    if accepted.is_empty() && keep.is_empty() && remove.is_empty() {
         return Ok(());
     }
-    use diesel::sql_types::{Array, Bool, Bytea, SmallInt, Timestamptz};
+    use diesel::sql_types::{Array, Bytea, SmallInt, Timestamptz};
     let keys = |ids: &[Txid]| -> Vec<Vec<u8>> { ids.iter().map(|t| t.internal().to_vec()).collect() };
     let mut conn = db.conn().await?;
     // One statement, so one round trip: `set_config(.., true)` lasts until this statement's own
@@ -150,18 +151,18 @@ pub async fn record_outcome(
               a AS (UPDATE txs SET tx_status = $3, submitted_at = $4 FROM s \
                     WHERE txid = ANY($1) AND tx_status < 0 RETURNING 1), \
               r AS (UPDATE txs SET tx_status = $5 FROM s \
-                    WHERE $7 AND txid = ANY($2) AND tx_status = $6 RETURNING 1), \
+                    WHERE txid = ANY($2) AND tx_status = $6 RETURNING 1), \
               d AS (DELETE FROM txs USING s \
-                    WHERE NOT $7 AND txid = ANY($2) AND tx_status = $6 RETURNING 1) \
+                    WHERE txid = ANY($7) AND tx_status = $6 RETURNING 1) \
          SELECT v FROM s",
     )
     .bind::<Array<Bytea>, _>(keys(accepted))
-    .bind::<Array<Bytea>, _>(keys(rejected))
+    .bind::<Array<Bytea>, _>(keys(keep))
     .bind::<SmallInt, _>(STATUS_ACCEPTED)
     .bind::<Timestamptz, _>(at)
     .bind::<SmallInt, _>(STATUS_NODE_REJECTED)
     .bind::<SmallInt, _>(STATUS_SENT_TO_NODE)
-    .bind::<Bool, _>(authenticated)
+    .bind::<Array<Bytea>, _>(keys(remove))
     .execute(&mut conn)
     .await?;
     Ok(())
