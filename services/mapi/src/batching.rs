@@ -73,10 +73,21 @@ impl Batch for Insert {
     }
 
     async fn run(&self, reqs: Vec<Self::Req>) -> Vec<Self::Resp> {
-        let n = reqs.len();
-        let rows: Vec<NewTx> = reqs.into_iter().flatten().collect();
-        let result = txstore::insert_sending(&self.0, &rows).await.map_err(ApiError::from);
-        vec![result; n]
+        if reqs.len() == 1 {
+            return vec![txstore::insert_sending(&self.0, &reqs[0]).await.map_err(ApiError::from)];
+        }
+        let rows: Vec<&NewTx> = reqs.iter().flatten().collect();
+        match txstore::insert_sending(&self.0, &rows).await {
+            Ok(()) => vec![Ok(()); reqs.len()],
+            // One caller's rows must not fail the others: each on its own.
+            Err(_) => {
+                let mut answers = Vec::with_capacity(reqs.len());
+                for rows in &reqs {
+                    answers.push(txstore::insert_sending(&self.0, rows).await.map_err(ApiError::from));
+                }
+                answers
+            }
+        }
     }
 }
 
@@ -234,25 +245,48 @@ impl Batch for Send {
     }
 
     async fn run(&self, reqs: Vec<Self::Req>) -> Vec<Self::Resp> {
-        let items: Vec<SendRawTx> = reqs.iter().flat_map(|r| r.1.iter().cloned()).collect();
-        match self.0.send_raw_transactions(&items).await {
-            Ok(all) => reqs
-                .iter()
-                .map(|(mine, _)| {
-                    let mine: HashSet<&Txid> = mine.iter().collect();
-                    Ok(SendRawTransactionsResult {
-                        known: all.known.iter().filter(|t| mine.contains(t)).copied().collect(),
-                        evicted: all.evicted.iter().filter(|t| mine.contains(t)).copied().collect(),
-                        invalid: all.invalid.iter().filter(|r| mine.contains(&r.txid)).cloned().collect(),
-                        unconfirmed: Vec::new(),
-                    })
-                })
-                .collect(),
+        let shared =
+            |e: node_client::RpcError| SendError { unreachable: e.is_unreachable(), message: e.to_string() };
+        match self.merged(&reqs).await {
+            Ok(answers) => answers.into_iter().map(Ok).collect(),
+            // The node refused the whole call: one caller's items must not fail the others.
+            Err(e) if !e.is_unreachable() && reqs.len() > 1 => {
+                futures_util::future::join_all(reqs.iter().map(|r| async move {
+                    match self.merged(std::slice::from_ref(r)).await {
+                        Ok(mut one) => one.pop().ok_or_else(SendError::worker_gone),
+                        Err(e) => Err(shared(e)),
+                    }
+                }))
+                .await
+            }
             Err(e) => {
-                let shared = SendError { unreachable: e.is_unreachable(), message: e.to_string() };
-                reqs.iter().map(|_| Err(shared.clone())).collect()
+                let e = shared(e);
+                reqs.iter().map(|_| Err(e.clone())).collect()
             }
         }
+    }
+}
+
+impl Send {
+    /// One call with every request's items; each request's share of the answer.
+    async fn merged(
+        &self,
+        reqs: &[SendReq],
+    ) -> Result<Vec<SendRawTransactionsResult>, node_client::RpcError> {
+        let items: Vec<SendRawTx> = reqs.iter().flat_map(|r| r.1.iter().cloned()).collect();
+        let all = self.0.send_raw_transactions(&items).await?;
+        Ok(reqs
+            .iter()
+            .map(|(mine, _)| {
+                let mine: HashSet<&Txid> = mine.iter().collect();
+                SendRawTransactionsResult {
+                    known: all.known.iter().filter(|t| mine.contains(t)).copied().collect(),
+                    evicted: all.evicted.iter().filter(|t| mine.contains(t)).copied().collect(),
+                    invalid: all.invalid.iter().filter(|r| mine.contains(&r.txid)).cloned().collect(),
+                    unconfirmed: Vec::new(),
+                }
+            })
+            .collect())
     }
 }
 

@@ -89,10 +89,11 @@ pub async fn existing(db: &Db, txids: &[Txid]) -> Result<HashMap<Txid, StoredTx>
 }
 
 /// Writes rows before sending (one statement); a row a node rejected earlier is replaced.
-pub async fn insert_sending(db: &Db, rows: &[NewTx]) -> Result<(), DbError> {
+pub async fn insert_sending<R: std::borrow::Borrow<NewTx>>(db: &Db, rows: &[R]) -> Result<(), DbError> {
     if rows.is_empty() {
         return Ok(());
     }
+    let rows: Vec<&NewTx> = rows.iter().map(std::borrow::Borrow::borrow).collect();
     let mut conn = db.conn().await?;
     diesel::insert_into(txs::table)
         .values(rows)
