@@ -131,7 +131,10 @@ async fn run_channel_socket(
     mut incoming: actix_ws::AggregatedMessageStream,
 ) {
     let heartbeat = Duration::from_secs(state.settings.websocket_heartbeat_secs);
-    let last = since.unwrap_or(access.channel.head_sequence);
+    // A `since` beyond the channel's head (a client from before a channel was recreated, say)
+    // counts from the head, so later messages are not skipped.
+    let head = access.channel.head_sequence;
+    let last = since.map_or(head, |s| s.min(head));
     state.metrics.open_sockets.inc();
     let mut socket = ChannelSocket { state: state.clone(), access, session, last };
     let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + heartbeat, heartbeat);
@@ -181,7 +184,7 @@ pub async fn account_socket(
         .headers()
         .get(actix_web::http::header::ACCEPT)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|a| !a.trim().is_empty() && a.trim() != "*/*");
+        .is_some_and(|a| !matches!(a.trim(), "" | "*/*" | "application/json"));
     let events = state.hub.subscribe();
     let (resp, session, incoming) = upgrade(&req, stream)?;
     actix_web::rt::spawn(run_account_socket(state.into_inner(), account, binary, events, session, incoming));

@@ -87,6 +87,10 @@ async fn a_subscriber_that_reconnects_with_since_gets_every_missed_notification_
     assert_eq!(got, (4..=12).collect::<Vec<_>>(), "in order, each once");
     let extra = next_json(&mut socket, Duration::from_millis(500)).await;
     assert!(extra.is_none(), "no duplicates: {extra:?}");
+    // A `since` beyond the head counts from the head: the next write still arrives.
+    let mut ahead = ws(&s.gateway, &format!("{base}&since=1000"), None).await.unwrap();
+    let seq = s.write(&id, &owner, &json!({"after": "ahead"})).await;
+    assert_eq!(next_json(&mut ahead, WAIT).await.unwrap()["sequence"], seq);
     // A bad `since` is a client mistake.
     assert_eq!(ws(&s.gateway, &format!("{base}&since=x"), None).await.err(), Some(400));
 }
