@@ -1,9 +1,10 @@
 //! Websockets: a channel's `/notify` (channel token, or the account's master token through the
 //! gateway) and the account socket `/api/v1/web-socket`.
 //!
-//! A channel socket is lossless: `?since=<last sequence seen>` first replays what was missed,
-//! and whenever the socket may have missed live events (it fell behind this replica's fan-out, or
-//! the listener reconnected) it reads them from the database, never sending a sequence twice.
+//! Both are lossless: a channel socket takes `?since=<last sequence seen>` and first replays what
+//! was missed; whenever a socket may have missed live events (a gap in a channel's sequences, it
+//! fell behind this replica's fan-out, or the listener reconnected) it reads them from the
+//! database, never sending a sequence twice.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -185,60 +186,127 @@ pub async fn account_socket(
         .get(actix_web::http::header::ACCEPT)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|a| !matches!(a.trim(), "" | "*/*" | "application/json"));
+    // Where each channel stands, read before subscribing: a write in between shows up as a gap
+    // and is read from the database.
+    let seen = store::account_heads(&state.db, account).await?;
     let events = state.hub.subscribe();
     let (resp, session, incoming) = upgrade(&req, stream)?;
-    actix_web::rt::spawn(run_account_socket(state.into_inner(), account, binary, events, session, incoming));
+    actix_web::rt::spawn(run_account_socket(
+        state.into_inner(),
+        account,
+        binary,
+        seen,
+        events,
+        session,
+        incoming,
+    ));
     Ok(resp)
+}
+
+/// An account socket: where it stands in each of the account's channels.
+struct AccountSocket {
+    state: Arc<AppState>,
+    account: i64,
+    binary: bool,
+    session: Session,
+    /// Per channel, the highest sequence announced or skipped (an owner's own write).
+    seen: HashMap<String, i64>,
+}
+
+impl AccountSocket {
+    async fn send(
+        &mut self,
+        channel_id: &str,
+        sequence: i64,
+        received: &str,
+        content_type: &str,
+    ) -> Result<(), ()> {
+        let result = notification(channel_id, sequence, received, content_type);
+        let sent = if self.binary {
+            let mut frame = 1u32.to_be_bytes().to_vec();
+            frame.extend_from_slice(result.to_string().as_bytes());
+            self.session.binary(frame).await
+        } else {
+            let frame = serde_json::json!({"message_type": "bsvapi.channels.notification", "result": result});
+            self.session.text(frame.to_string()).await
+        };
+        sent.map_err(|_| ())?;
+        self.seen.insert(channel_id.to_owned(), sequence);
+        self.state.metrics.notifications_sent.inc();
+        Ok(())
+    }
+
+    /// Announces what the database has after `seen` in every channel of the account.
+    async fn catch_up(&mut self) -> Result<(), ()> {
+        let missed = store::account_messages_after(&self.state.db, self.account, &self.seen)
+            .await
+            .map_err(|e| tracing::warn!(error = %e, "account socket catch-up failed"))?;
+        for m in missed {
+            self.send(&m.channel_id, m.seq, &format_received(m.received_at), &m.content_type).await?;
+        }
+        Ok(())
+    }
+
+    async fn on_message(&mut self, m: &MessageEvent) -> Result<(), ()> {
+        if m.account_id != self.account {
+            return Ok(());
+        }
+        // Channels created after the socket opened start from 0.
+        let last = self.seen.get(&m.channel_id).copied().unwrap_or(0);
+        if m.sequence <= last {
+            return Ok(());
+        }
+        if m.sequence > last + 1 {
+            return self.catch_up().await;
+        }
+        if m.owned_by_account {
+            self.seen.insert(m.channel_id.clone(), m.sequence);
+            return Ok(());
+        }
+        self.send(&m.channel_id, m.sequence, &format_received(m.received), &m.content_type).await
+    }
 }
 
 async fn run_account_socket(
     state: Arc<AppState>,
     account: i64,
     binary: bool,
+    seen: HashMap<String, i64>,
     mut events: tokio::sync::broadcast::Receiver<Arc<Event>>,
-    mut session: Session,
+    session: Session,
     mut incoming: actix_ws::AggregatedMessageStream,
 ) {
     let heartbeat = Duration::from_secs(state.settings.websocket_heartbeat_secs);
     let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + heartbeat, heartbeat);
     state.metrics.open_sockets.inc();
+    let mut socket = AccountSocket { state: state.clone(), account, binary, session, seen };
     loop {
         let ok = tokio::select! {
             event = events.recv() => match event {
                 Ok(e) => match &*e {
-                    Event::Message(m) if m.account_id == account && !m.owned_by_account => {
-                        let result = notification(&m.channel_id, m.sequence, &format_received(m.received), &m.content_type);
-                        let sent = if binary {
-                            let mut frame = 1u32.to_be_bytes().to_vec();
-                            frame.extend_from_slice(result.to_string().as_bytes());
-                            session.binary(frame).await
-                        } else {
-                            let frame = serde_json::json!({"message_type": "bsvapi.channels.notification", "result": result});
-                            session.text(frame.to_string()).await
-                        };
-                        state.metrics.notifications_sent.inc();
-                        sent.is_ok()
+                    Event::Message(m) => socket.on_message(m).await.is_ok(),
+                    Event::ChannelDeleted { channel_id } => {
+                        socket.seen.remove(channel_id);
+                        true
                     }
-                    _ => true,
+                    Event::Resync => socket.catch_up().await.is_ok(),
+                    Event::TokenRevoked { .. } => true,
                 },
-                Err(RecvError::Lagged(n)) => {
-                    tracing::warn!(missed = n, "account socket fell behind; clients re-read their channels");
-                    true
-                }
+                Err(RecvError::Lagged(_)) => socket.catch_up().await.is_ok(),
                 Err(RecvError::Closed) => false,
             },
             frame = incoming.next() => match frame {
-                Some(Ok(AggregatedMessage::Ping(bytes))) => session.pong(&bytes).await.is_ok(),
+                Some(Ok(AggregatedMessage::Ping(bytes))) => socket.session.pong(&bytes).await.is_ok(),
                 Some(Ok(AggregatedMessage::Pong(_))) => true,
                 // Any other client frame closes the socket, as in the reference.
                 _ => false,
             },
-            _ = ping.tick() => session.ping(b"").await.is_ok(),
+            _ = ping.tick() => socket.session.ping(b"").await.is_ok(),
         };
         if !ok {
             break;
         }
     }
     state.metrics.open_sockets.dec();
-    let _ = session.close(None).await;
+    let _ = socket.session.close(None).await;
 }

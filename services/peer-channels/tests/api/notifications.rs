@@ -154,43 +154,63 @@ async fn the_account_socket_speaks_json_or_binary_and_skips_the_accounts_own_wri
 }
 
 #[tokio::test]
-async fn a_socket_that_falls_behind_the_fan_out_still_gets_every_notification_in_order() {
-    // A fan-out that holds two events: a burst of writes overruns it, so the socket must notice
-    // and read what it missed from the database.
+async fn sockets_that_fall_behind_the_fan_out_still_get_every_notification_in_order() {
+    // A fan-out that holds two events: a burst of writes overruns it, so the sockets must notice
+    // and read what they missed from the database.
     let s = stack_with(1, &[("WEBSOCKET_FANOUT_CAPACITY", "2")]).await;
     let master = s.account().await;
     let (id, owner) = s.channel(&master, false).await;
-    let mut socket =
+    let (_, other) = s.token(&master, &id, true, true).await;
+    let mut channel_socket =
         ws(&s.gateway, &format!("/api/v1/channel/{id}/notify?token={}", urlencode(&owner)), None)
             .await
             .unwrap();
+    let mut account_socket =
+        ws(&s.gateway, &format!("/api/v1/web-socket?token={}", urlencode(&master)), None).await.unwrap();
+    // Writer 0 is the owner (the account socket skips its writes), writers 1..8 another token.
     let writers: Vec<_> = (0..8)
         .map(|w| {
-            let (http, url, owner) = (s.http.clone(), s.url(&format!("/api/v1/channel/{id}")), owner.clone());
+            let token = if w == 0 { owner.clone() } else { other.clone() };
+            let (http, url) = (s.http.clone(), s.url(&format!("/api/v1/channel/{id}")));
             tokio::spawn(async move {
+                let mut seqs = Vec::new();
                 for i in 0..10 {
                     let resp = http
                         .post(&url)
-                        .bearer_auth(&owner)
+                        .bearer_auth(&token)
                         .json(&json!({"w": w, "i": i}))
                         .send()
                         .await
                         .unwrap();
                     assert_eq!(resp.status(), 200);
+                    seqs.push(resp.json::<Value>().await.unwrap()["sequence"].as_i64().unwrap());
                 }
+                (w, seqs)
             })
         })
         .collect();
+    let mut not_owner: Vec<i64> = Vec::new();
     for w in writers {
-        w.await.unwrap();
+        let (w, seqs) = w.await.unwrap();
+        if w != 0 {
+            not_owner.extend(seqs);
+        }
     }
+    not_owner.sort_unstable();
     let mut got = Vec::new();
     while got.len() < 80 {
-        let n = next_json(&mut socket, WAIT).await.expect("every notification");
+        let n = next_json(&mut channel_socket, WAIT).await.expect("every channel notification");
         got.push(n["sequence"].as_i64().unwrap());
     }
     assert_eq!(got, (1..=80).collect::<Vec<_>>());
-    assert!(next_json(&mut socket, Duration::from_millis(300)).await.is_none());
+    assert!(next_json(&mut channel_socket, Duration::from_millis(300)).await.is_none());
+    let mut got = Vec::new();
+    while got.len() < not_owner.len() {
+        let n = next_json(&mut account_socket, WAIT).await.expect("every account notification");
+        got.push(n["result"]["sequence"].as_i64().unwrap());
+    }
+    assert_eq!(got, not_owner, "every write but the owner's, in order, once");
+    assert!(next_json(&mut account_socket, Duration::from_millis(300)).await.is_none());
 }
 
 #[tokio::test]
