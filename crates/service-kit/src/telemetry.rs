@@ -59,6 +59,21 @@ pub fn tracer_provider(
     Ok(builder.build())
 }
 
+/// Targets capped below TRACE whatever `RUST_LOG` says: at TRACE, tungstenite writes each
+/// websocket handshake request verbatim, query-string tokens and credential headers included.
+pub const SECRET_SAFE_DIRECTIVES: [&str; 2] = ["tungstenite=debug", "tokio_tungstenite=debug"];
+
+/// The log filter services use: `RUST_LOG` (or `default`), with [`SECRET_SAFE_DIRECTIVES`] on top.
+pub fn log_filter(default: &str) -> EnvFilter {
+    let mut filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    for directive in SECRET_SAFE_DIRECTIVES {
+        if let Ok(d) = directive.parse() {
+            filter = filter.add_directive(d);
+        }
+    }
+    filter
+}
+
 /// Installs logging (`RUST_LOG`, default `info`) and tracing for `service_name`.
 pub fn init(
     service_name: &'static str,
@@ -69,7 +84,7 @@ pub fn init(
     let provider = tracer_provider(service_name, otlp_endpoint)?;
     opentelemetry::global::set_tracer_provider(provider.clone());
     let otel = tracing_opentelemetry::layer().with_tracer(provider.tracer(service_name));
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter = log_filter("info");
     let fmt = match format {
         LogFormat::Text => tracing_subscriber::fmt::layer().boxed(),
         LogFormat::Json => tracing_subscriber::fmt::layer().json().flatten_event(true).boxed(),
