@@ -4,12 +4,14 @@
 
 mod bitcoind;
 mod chaos;
+mod logs;
 mod postgres;
 mod receiver;
 mod server;
 
 pub use bitcoind::{BitcoindNode, NodeOptions};
 pub use chaos::ChaosProxy;
+pub use logs::LogCapture;
 pub use postgres::{TestDatabase, admin_database_url};
 pub use receiver::{RecordedRequest, RecordingReceiver};
 pub use server::{RunningServer, serve};

@@ -6,34 +6,11 @@
 #[allow(dead_code, reason = "shared with the api test binary, which uses the rest")]
 mod helpers;
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
-
 use helpers::{ADMIN_KEY, INTERNAL_TOKEN, JWT_ISSUER, JWT_KEY, jwt, spawn_app, vectors};
-
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn logs_hold_no_token_key_or_password() {
-    let capture = Capture::default();
-    let writer = capture.clone();
-    tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .init();
+    let capture = test_support::LogCapture::install(&service_kit::telemetry::SECRET_SAFE_DIRECTIVES);
 
     let app = spawn_app().await;
     let mut secrets = vec![ADMIN_KEY.to_owned(), INTERNAL_TOKEN.to_owned(), JWT_KEY.to_owned()];
@@ -64,7 +41,7 @@ async fn logs_hold_no_token_key_or_password() {
     let v = &vectors()[0];
     let _ = app.post_json(&v.path(), &v.body()).await;
 
-    let log = String::from_utf8_lossy(&capture.0.lock().unwrap()).into_owned();
+    let log = capture.text();
     assert!(log.len() > 1000, "the capture saw the run ({} bytes)", log.len());
     assert!(log.contains("master token issued"), "the gateway's own events were captured");
     assert!(log.contains("hyper") || log.contains("reqwest"), "library TRACE events were captured");

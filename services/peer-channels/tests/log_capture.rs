@@ -7,26 +7,10 @@
 #[allow(dead_code, reason = "shared with the api test binary, which uses the rest")]
 mod helpers;
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use helpers::{INTERNAL_TOKEN, stack_with, ws};
 use serde_json::json;
-
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 fn query(token: &str) -> String {
     token.replace('=', "%3D")
@@ -34,18 +18,8 @@ fn query(token: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn logs_hold_no_token() {
-    let capture = Capture::default();
-    let writer = capture.clone();
     // TRACE everywhere, with the caps every service applies (see `service_kit::telemetry`).
-    let filter = tracing_subscriber::EnvFilter::new("trace");
-    let filter = service_kit::telemetry::SECRET_SAFE_DIRECTIVES
-        .iter()
-        .fold(filter, |f, d| f.add_directive(d.parse().unwrap()));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .init();
+    let capture = test_support::LogCapture::install(&service_kit::telemetry::SECRET_SAFE_DIRECTIVES);
 
     let s = stack_with(1, &[("WEBSOCKET_HEARTBEAT_SECS", "1")]).await;
     let master = s.account().await;
@@ -95,7 +69,7 @@ async fn logs_hold_no_token() {
     let _ = helpers::next_frame(&mut account_socket, Duration::from_secs(2)).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
 
-    let logs = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+    let logs = capture.text();
     assert!(logs.contains("peer-channels") || logs.contains("peer_channels"), "the capture saw the service");
     for secret in [&master, &owner, &reader, &revoked, &wrong, &INTERNAL_TOKEN.to_owned()] {
         assert!(!logs.contains(secret.as_str()), "a token appears in the logs");
