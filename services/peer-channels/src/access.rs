@@ -59,10 +59,9 @@ pub async fn check(
     need: Need,
 ) -> Result<Access, ChannelError> {
     if let Some(account) = caller.account {
-        let channel = store::owned_channel(&state.db, account, external_id)
+        let (channel, token) = store::owned_channel_with_owner(&state.db, account, external_id)
             .await?
             .ok_or(ChannelError::ChannelNotFound)?;
-        let token = store::owner_token(&state.db, channel.id).await?.ok_or(ChannelError::Unauthorized)?;
         return Ok(Access { channel, token });
     }
     let token = token.ok_or(ChannelError::NoBearer)?;

@@ -297,14 +297,21 @@ pub async fn by_token(db: &Db, token: &str) -> Result<Option<(TokenRow, ChannelR
     Ok(found.filter(|(_, _, stored)| service_kit::tokens::matches(token, stored)).map(|(t, c, _)| (t, c)))
 }
 
-/// The token whose read state the account's master token uses on its channel: the owner token.
-pub async fn owner_token(db: &Db, channel_id: i64) -> Result<Option<TokenRow>, DbError> {
+/// The account's channel `external_id` with its owner token, whose read state the account's
+/// master token uses there (one query; another account's channel does not exist for it).
+pub async fn owned_channel_with_owner(
+    db: &Db,
+    account_id: i64,
+    external_id: &str,
+) -> Result<Option<(ChannelRow, TokenRow)>, DbError> {
     let mut conn = db.conn().await?;
-    Ok(channel_tokens::table
-        .filter(channel_tokens::channel_id.eq(channel_id))
+    Ok(channels::table
+        .inner_join(channel_tokens::table)
+        .filter(channels::external_id.eq(external_id))
+        .filter(channels::account_id.eq(account_id))
         .filter(channel_tokens::owned_by_account.eq(true))
         .order(channel_tokens::id)
-        .select(TokenRow::as_select())
+        .select((ChannelRow::as_select(), TokenRow::as_select()))
         .first(&mut conn)
         .await
         .optional()?)
