@@ -7,6 +7,7 @@
 //! it reads the missed messages from the database.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use db_kit::Db;
@@ -63,12 +64,19 @@ pub enum Event {
 #[derive(Debug, Clone)]
 pub struct Hub {
     sender: broadcast::Sender<Arc<Event>>,
+    /// Whether the `LISTEN` connection is up (readiness reports it).
+    listening: Arc<AtomicBool>,
 }
 
 impl Hub {
     /// A hub whose slowest subscriber may fall `capacity` events behind before it must resync.
     pub fn new(capacity: usize) -> Self {
-        Self { sender: broadcast::channel(capacity).0 }
+        Self { sender: broadcast::channel(capacity).0, listening: Arc::new(AtomicBool::new(false)) }
+    }
+
+    /// Whether this replica currently receives other replicas' events.
+    pub fn is_listening(&self) -> bool {
+        AtomicBool::load(&self.listening, Ordering::SeqCst)
     }
 
     /// A new subscription; subscribe before reading the backlog so nothing falls in between.
@@ -82,12 +90,17 @@ impl Hub {
     }
 }
 
+/// `application_name` of each replica's listening connection.
+pub const LISTENER_NAME: &str = "peer-channels-listener";
+
 /// Listens on a dedicated connection until `cancel`, reconnecting after failures (and telling the
 /// sockets to resync, as events may have been missed meanwhile).
 pub async fn listen(db: Db, hub: Hub, cancel: CancellationToken) {
     let mut first = true;
     loop {
-        match listen_once(&db, &hub, &cancel, &mut first).await {
+        let outcome = listen_once(&db, &hub, &cancel, &mut first).await;
+        hub.listening.store(false, Ordering::SeqCst);
+        match outcome {
             Ok(()) => return,
             Err(e) => tracing::warn!(error = %e, "notification listener lost its connection; reconnecting"),
         }
@@ -105,7 +118,10 @@ async fn listen_once(
     first: &mut bool,
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let mut conn = db.dedicated().await?;
+    // Named, so an operator sees it in `pg_stat_activity`.
+    diesel::sql_query(format!("SET application_name = '{LISTENER_NAME}'")).execute(&mut conn).await?;
     diesel::sql_query(format!("LISTEN {NOTIFY_CHANNEL}")).execute(&mut conn).await?;
+    hub.listening.store(true, Ordering::SeqCst);
     if !std::mem::take(first) {
         hub.publish(Event::Resync);
     }

@@ -100,13 +100,20 @@ impl Application {
         db.migrate(MIGRATIONS).await?;
         let registry = Metrics::new("peer_channels")?;
         let metrics = ChannelMetrics::new(registry.registry())?;
+        let hub = events::Hub::new(settings.websocket_fanout_capacity);
+        let listening = hub.clone();
         let kit = Kit {
             metrics: registry,
-            readiness: Readiness::new().with_db(db.clone()),
+            readiness:
+                Readiness::new().with_db(db.clone()).with_check("notifications", move || {
+                    let up = listening.is_listening();
+                    async move {
+                        if up { Ok(()) } else { Err("the notification listener is reconnecting".into()) }
+                    }
+                }),
             credential: InternalCredential::new(settings.common.internal_token.clone()),
         };
         let grace = settings.common.shutdown_grace_secs;
-        let hub = events::Hub::new(settings.websocket_fanout_capacity);
         let shutdown = CancellationToken::new();
         tokio::spawn(events::listen(db.clone(), hub.clone(), shutdown.clone()));
         let state = web::Data::new(AppState { db, settings, hub, metrics });

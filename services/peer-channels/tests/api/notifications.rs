@@ -229,3 +229,61 @@ async fn sockets_are_pinged_at_the_heartbeat_interval() {
         assert!(matches!(frame, Some(Ok(WsMessage::Ping(_)))), "{path}: {frame:?}");
     }
 }
+
+#[tokio::test]
+async fn a_replica_whose_listener_connection_dies_catches_up_without_loss() {
+    use diesel_async::RunQueryDsl;
+    let s = stack_with(2, &[]).await;
+    let master = s.account().await;
+    let (id, owner) = s.channel(&master, false).await;
+    let (_, reader) = s.token(&master, &id, true, false).await;
+    // The subscriber sits on replica 1; writes go through the gateway to replica 0.
+    let mut socket =
+        ws(&s.replicas[1], &format!("/api/v1/channel/{id}/notify?token={}", urlencode(&reader)), None)
+            .await
+            .unwrap();
+    let first = s.write(&id, &owner, &json!({"before": true})).await;
+    assert_eq!(next_json(&mut socket, WAIT).await.unwrap()["sequence"], first);
+
+    // Cut every LISTEN connection of this database (both replicas'), then write while they are down.
+    let db = db_kit::Db::new(db_kit::DbSettings::new(s.db.url(), peer_channels::SCHEMA)).unwrap();
+    let mut conn = db.conn().await.unwrap();
+    #[derive(diesel::QueryableByName)]
+    struct Killed {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    let killed: Killed = diesel::sql_query(
+        "SELECT count(pg_terminate_backend(pid)) AS n FROM pg_stat_activity \
+         WHERE datname = current_database() AND application_name = $1",
+    )
+    .bind::<diesel::sql_types::Text, _>(peer_channels::events::LISTENER_NAME)
+    .get_result(&mut conn)
+    .await
+    .unwrap();
+    assert_eq!(killed.n, 2, "one listener per replica");
+    let during: Vec<i64> = {
+        let mut v = Vec::new();
+        for i in 0..3 {
+            v.push(s.write(&id, &owner, &json!({"during": i})).await);
+        }
+        v
+    };
+    // Readiness says so while the listener reconnects, and recovers.
+    let ready =
+        |base: String| async move { reqwest::get(format!("{base}/ready")).await.unwrap().status().as_u16() };
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while ready(s.replicas[1].clone()).await != 200 {
+        assert!(std::time::Instant::now() < deadline, "replica 1 did not become ready again");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // No further write: the reconnect alone must bring what was missed.
+    let mut got = Vec::new();
+    while got.len() < during.len() {
+        let n = next_json(&mut socket, Duration::from_secs(15)).await.expect("every missed notification");
+        got.push(n["sequence"].as_i64().unwrap());
+    }
+    assert_eq!(got, during, "the writes made while the listener was down, once each");
+    let after = s.write(&id, &owner, &json!({"after": true})).await;
+    assert_eq!(next_json(&mut socket, WAIT).await.unwrap()["sequence"], after);
+}
