@@ -229,9 +229,9 @@ pub type SendReq = (Vec<Txid>, Vec<SendRawTx>);
 
 /// A node's `sendrawtransactions` for many callers at once.
 #[derive(Debug)]
-pub struct Send(pub RpcClient);
+pub struct NodeSend(pub RpcClient);
 
-impl Batch for Send {
+impl Batch for NodeSend {
     type Req = SendReq;
     type Resp = Result<SendRawTransactionsResult, SendError>;
 
@@ -267,7 +267,7 @@ impl Batch for Send {
     }
 }
 
-impl Send {
+impl NodeSend {
     /// One call with every request's items; each request's share of the answer.
     async fn merged(
         &self,
@@ -315,7 +315,7 @@ impl SubmitIo {
     }
 
     /// A node's merged sender.
-    pub fn sender(client: RpcClient) -> Coalescer<Send> {
-        Coalescer::start(Send(client), PARALLEL, MAX_ITEMS)
+    pub fn sender(client: RpcClient) -> Coalescer<NodeSend> {
+        Coalescer::start(NodeSend(client), PARALLEL, MAX_ITEMS)
     }
 }

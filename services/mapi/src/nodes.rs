@@ -88,7 +88,7 @@ impl From<&NodeRow> for NodeView {
 }
 
 /// A node's client and its merged `sendrawtransactions`.
-type NodeHandles = (RpcClient, Coalescer<crate::batching::Send>);
+type NodeHandles = (RpcClient, Coalescer<crate::batching::NodeSend>);
 
 /// RPC clients per node, reused across requests (each holds a connection pool), with each node's
 /// merged sender.
@@ -108,7 +108,7 @@ impl NodeClients {
         &self,
         node: &NodeRow,
         timeout: Duration,
-    ) -> Result<Coalescer<crate::batching::Send>, RpcError> {
+    ) -> Result<Coalescer<crate::batching::NodeSend>, RpcError> {
         self.handles(node, timeout).map(|h| h.1)
     }
 
