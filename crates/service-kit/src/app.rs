@@ -1,9 +1,10 @@
 //! The one place an actix `App` gets its shared parts: common routes (`/health`, `/ready`,
-//! `/metrics`), JSON errors for bad bodies, queries and paths, a JSON 404, and the middleware.
+//! `/metrics`), JSON errors for bad bodies, queries and paths (and for any error the framework
+//! answers by itself), a JSON 404, and the middleware.
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
-use actix_web::middleware::from_fn;
+use actix_web::middleware::{ErrorHandlerResponse, ErrorHandlers, from_fn};
 use actix_web::{App, HttpRequest, HttpResponse, error, web};
 
 use crate::error::{ApiError, ErrorKind};
@@ -49,6 +50,36 @@ fn path_error(err: error::PathError, _req: &HttpRequest) -> actix_web::Error {
     ApiError::bad_request(err.to_string()).into()
 }
 
+/// Marks a response whose error body must reach the client as it is (the gateway's proxied
+/// answers): [`base_app`] otherwise turns every non-JSON error answer into problem details.
+#[derive(Debug, Clone, Copy)]
+pub struct Passthrough;
+
+/// Errors the framework answers by itself (a body over the extractor's limit, a method the
+/// resource does not take, ...) come as plain text or empty; clients get JSON problem details for
+/// every error, so those are rewritten here with their status kept.
+fn json_errors<B: MessageBody + 'static>(
+    res: ServiceResponse<B>,
+) -> actix_web::Result<ErrorHandlerResponse<B>> {
+    let is_json = res
+        .headers()
+        .get(actix_web::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.contains("json"));
+    if is_json || res.response().extensions().get::<Passthrough>().is_some() {
+        return Ok(ErrorHandlerResponse::Response(res.map_into_left_body()));
+    }
+    let (req, original) = res.into_parts();
+    let status = original.status();
+    let mut json = crate::error::problem_response(status, status.canonical_reason().unwrap_or("Error"));
+    for (name, value) in original.headers() {
+        if name != actix_web::http::header::CONTENT_TYPE && name != actix_web::http::header::CONTENT_LENGTH {
+            json.headers_mut().insert(name.clone(), value.clone());
+        }
+    }
+    Ok(ErrorHandlerResponse::Response(ServiceResponse::new(req, json).map_into_right_body()))
+}
+
 /// Largest JSON body accepted by default (services override per route).
 pub const DEFAULT_JSON_LIMIT: usize = 1024 * 1024;
 
@@ -72,6 +103,7 @@ pub fn base_app(
         .app_data(web::JsonConfig::default().limit(DEFAULT_JSON_LIMIT).error_handler(json_error))
         .app_data(web::QueryConfig::default().error_handler(query_error))
         .app_data(web::PathConfig::default().error_handler(path_error))
+        .wrap(ErrorHandlers::new().default_handler(json_errors))
         .wrap(from_fn(crate::middleware::observe))
         .route("/health", web::get().to(health))
         .route("/ready", web::get().to(ready))

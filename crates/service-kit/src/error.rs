@@ -38,6 +38,31 @@ pub enum ErrorKind {
 }
 
 impl ErrorKind {
+    /// The kind whose status is `status`, if one is.
+    pub fn for_status(status: StatusCode) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.describe().0 == status)
+    }
+
+    /// Every kind.
+    pub const ALL: [ErrorKind; 13] = {
+        use ErrorKind::*;
+        [
+            BadRequest,
+            Unauthorized,
+            Forbidden,
+            NotFound,
+            MethodNotAllowed,
+            Conflict,
+            PayloadTooLarge,
+            UnsupportedMediaType,
+            TooManyRequests,
+            Internal,
+            BadGateway,
+            Unavailable,
+            GatewayTimeout,
+        ]
+    };
+
     /// Status, stable code and title: the single table every service shares.
     pub const fn describe(self) -> (StatusCode, &'static str, &'static str) {
         match self {
@@ -148,22 +173,32 @@ pub struct ProblemDetails<'a> {
     pub trace_id: Option<String>,
 }
 
+/// Problem details for an answer of `status` (for errors that did not start as an [`ApiError`]:
+/// the status is kept as it is).
+pub fn problem_response(status: StatusCode, detail: &str) -> HttpResponse {
+    let kind = ErrorKind::for_status(status);
+    let (code, title) = match kind {
+        Some(k) if k.describe().0 == status => (k.describe().1, k.describe().2),
+        _ => ("error", status.canonical_reason().unwrap_or("Error")),
+    };
+    let body = ProblemDetails {
+        type_uri: format!("https://httpstatuses.io/{}", status.as_u16()),
+        title,
+        status: status.as_u16(),
+        detail,
+        code,
+        trace_id: crate::telemetry::current_trace_id(),
+    };
+    HttpResponse::build(status).content_type("application/problem+json").json(body)
+}
+
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         self.kind.describe().0
     }
 
     fn error_response(&self) -> HttpResponse {
-        let (status, code, title) = self.kind.describe();
-        let body = ProblemDetails {
-            type_uri: format!("https://httpstatuses.io/{}", status.as_u16()),
-            title,
-            status: status.as_u16(),
-            detail: &self.detail,
-            code,
-            trace_id: crate::telemetry::current_trace_id(),
-        };
-        HttpResponse::build(status).content_type("application/problem+json").json(body)
+        problem_response(self.kind.describe().0, &self.detail)
     }
 }
 
@@ -185,22 +220,7 @@ mod tests {
 
     #[test]
     fn every_kind_maps_to_a_distinct_code() {
-        use ErrorKind::*;
-        let kinds = [
-            BadRequest,
-            Unauthorized,
-            Forbidden,
-            NotFound,
-            MethodNotAllowed,
-            Conflict,
-            PayloadTooLarge,
-            UnsupportedMediaType,
-            TooManyRequests,
-            Internal,
-            BadGateway,
-            Unavailable,
-            GatewayTimeout,
-        ];
+        let kinds = ErrorKind::ALL;
         let mut codes: Vec<_> = kinds.iter().map(|k| k.describe().1).collect();
         codes.sort_unstable();
         codes.dedup();
@@ -208,6 +228,7 @@ mod tests {
         for k in kinds {
             let (status, _, _) = k.describe();
             assert!(status.is_client_error() || status.is_server_error());
+            assert_eq!(ErrorKind::for_status(status), Some(k), "one kind per status");
         }
     }
 }

@@ -70,6 +70,10 @@ async fn spawn_service(db: Db, downstream: String) -> TestService {
             .app_data(target.clone())
             .route("/items", web::post().to(create_item))
             .route("/relay", web::get().to(relay))
+            .service(
+                web::resource("/bytes")
+                    .route(web::post().to(|body: web::Bytes| async move { HttpResponse::Ok().body(body) })),
+            )
             .route(
                 "/whoami",
                 web::get().to(|caller: service_kit::internal::TrustedCaller| async move {
@@ -203,6 +207,18 @@ async fn errors_are_json_internal_routes_need_the_credential_and_traces_propagat
         .await
         .unwrap();
     assert_eq!(resp.status(), 413);
+    // Errors the framework answers by itself are JSON too, with their status and headers kept.
+    let resp = app.http.post(format!("{}/bytes", app.url)).body(vec![0u8; 300 * 1024]).send().await.unwrap();
+    assert_eq!(resp.status(), 413);
+    assert_eq!(resp.headers()["content-type"], "application/problem+json");
+    let problem: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(
+        (problem["status"].clone(), problem["code"].clone()),
+        (413.into(), "payload_too_large".into())
+    );
+    let resp = app.http.delete(format!("{}/bytes", app.url)).send().await.unwrap();
+    assert_eq!(resp.status(), 405);
+    assert_eq!(resp.headers()["content-type"], "application/problem+json");
 
     // Internal routes: 401 without or with a wrong credential, 200 with it.
     assert_eq!(app.get("/internal/ping").await.status(), 401);

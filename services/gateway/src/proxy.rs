@@ -275,17 +275,20 @@ pub async fn forward(
             out.append_header((k, v));
         }
     }
-    match resp.content_length() {
-        Some(0) => Ok(out.finish()),
+    let mut answer = match resp.content_length() {
+        Some(0) => out.finish(),
         // Small bodies in one piece (cheaper than a stream per request); large ones stream.
         Some(len) if len <= BUFFER_LIMIT => {
             let body = resp.bytes().await.map_err(|e| upstream_error(&e, false, limit))?;
-            Ok(out.body(body))
+            out.body(body)
         }
         // Keep the upstream's Content-Length while streaming the body through.
-        Some(len) => Ok(out.no_chunking(len).streaming(resp.bytes_stream())),
-        None => Ok(out.streaming(resp.bytes_stream())),
-    }
+        Some(len) => out.no_chunking(len).streaming(resp.bytes_stream()),
+        None => out.streaming(resp.bytes_stream()),
+    };
+    // The upstream's error bodies reach the client as they are.
+    answer.extensions_mut().insert(service_kit::app::Passthrough);
+    Ok(answer)
 }
 
 /// Upstream reason phrases as `&'static str` (what actix keeps): each distinct phrase is leaked

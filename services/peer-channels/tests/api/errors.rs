@@ -194,6 +194,18 @@ async fn client_mistakes_get_clear_4xx_answers() {
         404,
     )
     .await;
+    // A management body beyond the service's limit: 413, still JSON.
+    let huge = format!("{{\"description\": \"{}\"}}", "x".repeat(300 * 1024));
+    check(
+        s.req(Method::POST, &format!("/api/v1/channel/manage/{id}/api-token"), Some(&a))
+            .header("content-type", "application/json")
+            .body(huge)
+            .send()
+            .await
+            .unwrap(),
+        413,
+    )
+    .await;
     // Reads must accept JSON (checked first).
     check(s.req(Method::GET, &path, Some(&o)).header("accept", "text/plain").send().await.unwrap(), 400)
         .await;
