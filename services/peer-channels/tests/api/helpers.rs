@@ -124,6 +124,11 @@ impl Stack {
         }
     }
 
+    /// `GET` with an `Authorization` value; the JSON answer.
+    pub async fn get_json(&self, path: &str, auth: &str) -> Value {
+        self.req(reqwest::Method::GET, path, Some(auth)).send().await.unwrap().json().await.unwrap()
+    }
+
     /// Creates a channel with the master token; returns (channel id, owner token).
     pub async fn channel(&self, master: &str, sequenced: bool) -> (String, String) {
         let v = self

@@ -71,23 +71,9 @@ async fn the_reference_scenarios_pass_as_black_box_http() {
 
     // 4. A second channel; list has both; details; amend echoes.
     let _second = s.create_channel(&master, create_body.clone()).await;
-    let list: Value = s
-        .req(Method::GET, "/api/v1/channel/manage/list", Some(&a))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list: Value = s.get_json("/api/v1/channel/manage/list", &a).await;
     assert_eq!(list.as_array().unwrap().len(), 2);
-    let details: Value = s
-        .req(Method::GET, &format!("/api/v1/channel/manage/{id}"), Some(&a))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let details: Value = s.get_json(&format!("/api/v1/channel/manage/{id}"), &a).await;
     assert_eq!(details["id"], id);
     assert_eq!(details["access_tokens"].as_array().unwrap().len(), 2);
     assert!(details["access_tokens"][0]["token"].is_null(), "a token is shown only when issued");
@@ -102,24 +88,10 @@ async fn the_reference_scenarios_pass_as_black_box_http() {
     assert_eq!(resp.json::<Value>().await.unwrap(), amend);
 
     // 5. Token details and list.
-    let t: Value = s
-        .req(Method::GET, &format!("/api/v1/channel/manage/{id}/api-token/{ro_id}"), Some(&a))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let t: Value = s.get_json(&format!("/api/v1/channel/manage/{id}/api-token/{ro_id}"), &a).await;
     assert_eq!(t["id"], ro_id);
     assert_eq!(t["description"], "read only");
-    let tokens: Value = s
-        .req(Method::GET, &format!("/api/v1/channel/manage/{id}/api-token"), Some(&a))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let tokens: Value = s.get_json(&format!("/api/v1/channel/manage/{id}/api-token"), &a).await;
     let ids: Vec<i64> = tokens.as_array().unwrap().iter().map(|t| t["id"].as_i64().unwrap()).collect();
     assert_eq!(ids, [owner_id, ro_id]);
 
@@ -173,39 +145,18 @@ async fn the_reference_scenarios_pass_as_black_box_http() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 404);
-    let unread: Value = s
-        .req(Method::GET, &format!("{path}?unread=true"), Some(&r))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let unread: Value = s.get_json(&format!("{path}?unread=true"), &r).await;
     assert_eq!(unread, json!([]));
 
     // 10. Deletes with read-only tokens are per token.
     let (_, r2_token) = s.token(&master, &id, true, false).await;
     let r2 = format!("Bearer {r2_token}");
     assert_eq!(s.req(Method::DELETE, &format!("{path}/2"), Some(&r)).send().await.unwrap().status(), 404);
-    let unread: Value = s
-        .req(Method::GET, &format!("{path}?unread=true"), Some(&r2))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let unread: Value = s.get_json(&format!("{path}?unread=true"), &r2).await;
     assert_eq!(unread[0]["sequence"], 1, "a new token sees the history as unread");
-    let unread: Value = s
-        .req(Method::GET, &format!("{path}?unread=true"), Some(&o))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let unread: Value = s.get_json(&format!("{path}?unread=true"), &o).await;
     assert_eq!(unread, json!([]), "the writer has read its own message");
-    let all: Value = s.req(Method::GET, &path, Some(&o)).send().await.unwrap().json().await.unwrap();
+    let all: Value = s.get_json(&path, &o).await;
     assert_eq!(all[0]["sequence"], 1);
 
     // 11. O deletes seq 1 (then it is gone for O only); seq 2 → 404; auth triple.
@@ -213,9 +164,9 @@ async fn the_reference_scenarios_pass_as_black_box_http() {
     assert_eq!(s.req(Method::DELETE, &format!("{path}/1"), Some(&o)).send().await.unwrap().status(), 404);
     assert_eq!(s.req(Method::DELETE, &format!("{path}/2"), Some(&o)).send().await.unwrap().status(), 404);
     auth_triple(&s, Method::DELETE, &format!("{path}/1"), &json!(null)).await;
-    let all: Value = s.req(Method::GET, &path, Some(&o)).send().await.unwrap().json().await.unwrap();
+    let all: Value = s.get_json(&path, &o).await;
     assert_eq!(all, json!([]));
-    let all: Value = s.req(Method::GET, &path, Some(&r2)).send().await.unwrap().json().await.unwrap();
+    let all: Value = s.get_json(&path, &r2).await;
     assert_eq!(all[0]["sequence"], 1);
 
     // 12. Channel websocket with O: 10 writes, 10 frames (the writer's own included). The channel
@@ -280,14 +231,7 @@ async fn the_reference_scenarios_pass_as_black_box_http() {
     assert_eq!(ws(&s.gateway, "/api/v1/web-socket?token=bad", None).await.err(), Some(401));
 
     // 15. Delete every channel → 204 each; nothing left.
-    let list: Value = s
-        .req(Method::GET, "/api/v1/channel/manage/list", Some(&a))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list: Value = s.get_json("/api/v1/channel/manage/list", &a).await;
     for c in list.as_array().unwrap() {
         let resp = s
             .req(Method::DELETE, &format!("/api/v1/channel/manage/{}", c["id"].as_str().unwrap()), Some(&a))
@@ -296,14 +240,7 @@ async fn the_reference_scenarios_pass_as_black_box_http() {
             .unwrap();
         assert_eq!(resp.status(), 204);
     }
-    let list: Value = s
-        .req(Method::GET, "/api/v1/channel/manage/list", Some(&a))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list: Value = s.get_json("/api/v1/channel/manage/list", &a).await;
     assert_eq!(list, json!([]));
     assert_eq!(
         s.req(Method::GET, &format!("/api/v1/channel/manage/{id}/api-token"), Some(&a))
@@ -416,14 +353,7 @@ async fn sequenced_and_locked_channels_refuse_writes_with_the_references_reasons
         .await
         .unwrap();
     assert_eq!(resp.status(), 200);
-    let unread: Value = s
-        .req(Method::GET, &format!("{path}?unread=true"), Some(&format!("Bearer {owner}")))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let unread: Value = s.get_json(&format!("{path}?unread=true"), &format!("Bearer {owner}")).await;
     let seqs: Vec<i64> = unread.as_array().unwrap().iter().map(|m| m["sequence"].as_i64().unwrap()).collect();
     assert_eq!(seqs, [1, 2]);
     // Locked: 400 10001.

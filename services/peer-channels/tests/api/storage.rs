@@ -56,27 +56,13 @@ async fn sixty_four_concurrent_writers_get_sequences_without_gaps_or_duplicates(
     all.sort_unstable();
     let n = 64 * per_writer as i64;
     assert_eq!(all, (1..=n).collect::<Vec<_>>());
-    let listed: Value = s
-        .req(Method::GET, &format!("/api/v1/channel/{id}"), Some(&format!("Bearer {master}")))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let listed: Value = s.get_json(&format!("/api/v1/channel/{id}"), &format!("Bearer {master}")).await;
     let seqs: Vec<i64> = listed.as_array().unwrap().iter().map(|m| m["sequence"].as_i64().unwrap()).collect();
     assert_eq!(seqs, (1..=n).collect::<Vec<_>>());
     // 65 tokens × 256 messages of read state, and not one row for it: only explicit marks are rows.
     let db = channel_db(s.db.url());
     assert_eq!(count(&db, "SELECT count(*) AS n FROM message_marks").await, 0);
-    let head: Value = s
-        .req(Method::GET, &format!("/api/v1/channel/manage/{id}"), Some(&format!("Bearer {master}")))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let head: Value = s.get_json(&format!("/api/v1/channel/manage/{id}"), &format!("Bearer {master}")).await;
     assert_eq!(head["head_sequence"], n);
 }
 
