@@ -4,80 +4,14 @@
 
 use std::io::{BufReader, Read};
 
-use chain_gang::messages::BlockHeader as CgHeader;
-use chain_gang::util::Serializable;
-
 use crate::error::ParseError;
-use crate::hash::{BlockHash, sha256d};
+use crate::header::BlockHeader;
 use crate::merkle::MerkleRootBuilder;
 use crate::tx::{ParseLimits, Transaction};
 use crate::varint::read_varint;
 
 /// Smallest serialized transaction: version, two empty counts, lock time.
 const MIN_TX_BYTES: u64 = 10;
-
-/// An 80-byte block header with its hash.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BlockHeader {
-    bytes: [u8; 80],
-    hash: BlockHash,
-}
-
-impl BlockHeader {
-    /// Serialized size of a header.
-    pub const SIZE: usize = 80;
-
-    /// Builds a header from its 80 serialized bytes.
-    pub fn from_bytes(bytes: [u8; 80]) -> Self {
-        Self { hash: BlockHash::from_internal(sha256d(&bytes)), bytes }
-    }
-
-    /// Parses a hex-encoded header (as `getblockheader <hash> false` returns it).
-    pub fn from_hex(s: &str) -> Result<Self, ParseError> {
-        let raw = hex::decode(s.trim()).map_err(|e| ParseError::Malformed(format!("header hex: {e}")))?;
-        let bytes: [u8; 80] = raw
-            .as_slice()
-            .try_into()
-            .map_err(|_| ParseError::Malformed(format!("a block header is 80 bytes, got {}", raw.len())))?;
-        Ok(Self::from_bytes(bytes))
-    }
-
-    /// The block hash.
-    pub fn hash(&self) -> BlockHash {
-        self.hash
-    }
-
-    /// The hash of the previous block.
-    pub fn prev_hash(&self) -> BlockHash {
-        BlockHash::from_internal(self.field32(4))
-    }
-
-    /// The Merkle root in internal byte order.
-    pub fn merkle_root(&self) -> [u8; 32] {
-        self.field32(36)
-    }
-
-    /// Block time (seconds since the Unix epoch, as the miner set it).
-    pub fn time(&self) -> u32 {
-        u32::from_le_bytes([self.bytes[68], self.bytes[69], self.bytes[70], self.bytes[71]])
-    }
-
-    /// The 80 serialized bytes.
-    pub fn as_bytes(&self) -> &[u8; 80] {
-        &self.bytes
-    }
-
-    /// The header as `chain-gang` models it.
-    pub fn to_chain_gang(&self) -> Result<CgHeader, ParseError> {
-        CgHeader::read(&mut &self.bytes[..]).map_err(|e| ParseError::from_chain_gang(e, "block header"))
-    }
-
-    fn field32(&self, at: usize) -> [u8; 32] {
-        let mut out = [0u8; 32];
-        out.copy_from_slice(&self.bytes[at..at + 32]);
-        out
-    }
-}
 
 /// Totals of a fully read block, returned once its Merkle root has been checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -218,6 +152,7 @@ impl<R: Read> Iterator for BlockReader<R> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::hash::BlockHash;
 
     /// The genesis block of the main chain.
     const GENESIS_BLOCK: &str = "0100000000000000000000000000000000000000000000000000000000000000000000003ba3edfd7a7b12b27ac72c3e67768f617fc81bc3888a51323a9fb8aa4b1e5e4a29ab5f49ffff001d1dac2b7c0101000000010000000000000000000000000000000000000000000000000000000000000000ffffffff4d04ffff001d0104455468652054696d65732030332f4a616e2f32303039204368616e63656c6c6f72206f6e206272696e6b206f66207365636f6e64206261696c6f757420666f722062616e6b73ffffffff0100f2052a01000000434104678afdb0fe5548271967f1a67130b7105cd6a828e03909a67962e0ea1f61deb649f6bc3f4cef38c4f35504e51ec112de5c384df7ba0b8d578a4c702b6bf11d5fac00000000";

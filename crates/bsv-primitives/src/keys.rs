@@ -80,8 +80,14 @@ impl fmt::Debug for PrivateKey {
 pub struct PublicKey(VerifyingKey);
 
 impl PublicKey {
-    /// Parses a compressed (33-byte) or uncompressed (65-byte) SEC1 key.
+    /// Parses a compressed (33 bytes, `02`/`03`) or uncompressed (65 bytes, `04`) SEC1 key on the
+    /// curve. Nothing else is a key here: not the other encodings SEC1 libraries take (compact
+    /// `05`, hybrid `06`/`07`, the identity `00`), which Bitcoin software does not use.
     pub fn from_sec1(bytes: &[u8]) -> Result<Self, KeyError> {
+        match (bytes.first(), bytes.len()) {
+            (Some(0x02 | 0x03), 33) | (Some(0x04), 65) => {}
+            _ => return Err(KeyError::BadPublicKey),
+        }
         VerifyingKey::from_sec1_bytes(bytes).map(Self).map_err(|_| KeyError::BadPublicKey)
     }
 
@@ -147,5 +153,36 @@ mod tests {
         let g = PublicKey::from_hex("0279be667ef9dcbbac55a06295ce870b07029bfcdb2dce28d959f2815b16f81798")
             .unwrap();
         assert_eq!(PublicKey::from_sec1(&g.to_uncompressed()).unwrap(), g);
+    }
+
+    #[test]
+    fn only_compressed_and_uncompressed_encodings_on_the_curve_are_keys() {
+        let g = PublicKey::from_hex("0279be667ef9dcbbac55a06295ce870b07029bfcdb2dce28d959f2815b16f81798")
+            .unwrap();
+        let compressed = g.to_compressed();
+        let uncompressed = g.to_uncompressed();
+        // Compact (05 + x), hybrid (06/07 + x + y), identity, wrong lengths.
+        let mut compact = compressed.to_vec();
+        compact[0] = 0x05;
+        let mut hybrid = uncompressed.to_vec();
+        hybrid[0] = 0x06;
+        let mut hybrid_odd = uncompressed.to_vec();
+        hybrid_odd[0] = 0x07;
+        let mut off_curve = uncompressed.to_vec();
+        off_curve[64] ^= 1;
+        for bad in [
+            compact,
+            hybrid,
+            hybrid_odd,
+            vec![0x00],
+            off_curve,
+            compressed[..32].to_vec(),
+            uncompressed[..64].to_vec(),
+        ] {
+            assert_eq!(PublicKey::from_sec1(&bad), Err(KeyError::BadPublicKey), "{}", hex::encode(&bad));
+        }
+        let mut long = compressed.to_vec();
+        long.push(0);
+        assert_eq!(PublicKey::from_sec1(&long), Err(KeyError::BadPublicKey));
     }
 }

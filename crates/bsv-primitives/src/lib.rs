@@ -4,15 +4,17 @@ mod block;
 mod envelope;
 mod error;
 mod hash;
+mod header;
 mod keys;
 mod merkle;
 mod tx;
 mod varint;
 
-pub use block::{BlockHeader, BlockReader, BlockSummary};
+pub use block::{BlockReader, BlockSummary};
 pub use envelope::{ENCODING_UTF8, EnvelopeError, JsonEnvelope, MIMETYPE_JSON, sign_payload, verify_payload};
 pub use error::ParseError;
 pub use hash::{BlockHash, HashParseError, Txid, merkle_parent, sha256d};
+pub use header::BlockHeader;
 pub use keys::{KeyError, KeyNetwork, PrivateKey, PublicKey};
 pub use merkle::{MerkleRootBuilder, MerkleTree, ProofError, ProofNode, TargetType, TscProof, merkle_root};
 pub use tx::{FeeBytes, OutPoint, ParseLimits, Transaction, is_data_script};

@@ -6,8 +6,8 @@
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::block::BlockHeader;
 use crate::hash::{BlockHash, Txid, merkle_parent, sha256d};
+use crate::header::BlockHeader;
 
 /// Computes a Merkle root from leaves pushed one at a time, keeping only one pending node per
 /// tree level: a block of a million transactions needs 20 hashes of memory, not 32 MB.

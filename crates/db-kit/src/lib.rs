@@ -12,6 +12,8 @@ use diesel_migrations::MigrationHarness;
 use futures_util::FutureExt;
 use secrecy::{ExposeSecret, SecretString};
 
+pub mod listener;
+
 pub use diesel_migrations::{EmbeddedMigrations, embed_migrations};
 
 /// A pooled connection whose `search_path` is the owning service's schema.
@@ -26,13 +28,33 @@ pub enum DbError {
     Unavailable(String),
     /// A query failed.
     #[error("database query failed: {0}")]
-    Query(#[from] diesel::result::Error),
+    Query(diesel::result::Error),
     /// Migrations failed.
     #[error("database migration failed: {0}")]
     Migration(String),
     /// The settings are wrong (bad schema name, bad URL).
     #[error("database settings: {0}")]
     Config(String),
+}
+
+impl From<diesel::result::Error> for DbError {
+    /// A statement cancelled by the statement timeout, or a connection that broke under it, means
+    /// the database cannot serve now (503 and retry), not that the query was wrong.
+    fn from(e: diesel::result::Error) -> Self {
+        use diesel::result::{DatabaseErrorKind, Error};
+        match &e {
+            Error::DatabaseError(
+                DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand,
+                _,
+            ) => DbError::Unavailable(e.to_string()),
+            // PostgreSQL's text for SQLSTATE 57014 from `statement_timeout` (the code itself does
+            // not reach diesel's error type).
+            Error::DatabaseError(_, info) if info.message().contains("statement timeout") => {
+                DbError::Unavailable(e.to_string())
+            }
+            _ => DbError::Query(e),
+        }
+    }
 }
 
 /// How to reach the database and size the pool.
@@ -48,6 +70,10 @@ pub struct DbSettings {
     /// How long a request waits for a connection before the service answers 503.
     #[serde(default = "default_acquire_timeout_ms")]
     pub acquire_timeout_ms: u64,
+    /// Longest a statement may run (`statement_timeout` on every connection): a hung query
+    /// becomes an error instead of holding a connection and its callers forever.
+    #[serde(default = "default_statement_timeout_ms")]
+    pub statement_timeout_ms: u64,
 }
 
 fn default_max_connections() -> usize {
@@ -58,6 +84,10 @@ fn default_acquire_timeout_ms() -> u64 {
     3_000
 }
 
+fn default_statement_timeout_ms() -> u64 {
+    30_000
+}
+
 impl std::fmt::Debug for DbSettings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("DbSettings")
@@ -65,6 +95,7 @@ impl std::fmt::Debug for DbSettings {
             .field("schema", &self.schema)
             .field("max_connections", &self.max_connections)
             .field("acquire_timeout_ms", &self.acquire_timeout_ms)
+            .field("statement_timeout_ms", &self.statement_timeout_ms)
             .finish()
     }
 }
@@ -77,6 +108,7 @@ impl DbSettings {
             schema: schema.into(),
             max_connections: default_max_connections(),
             acquire_timeout_ms: default_acquire_timeout_ms(),
+            statement_timeout_ms: default_statement_timeout_ms(),
         }
     }
 
@@ -94,6 +126,9 @@ impl DbSettings {
         }
         if self.max_connections == 0 {
             return Err(DbError::Config("max_connections must be at least 1".into()));
+        }
+        if self.statement_timeout_ms == 0 {
+            return Err(DbError::Config("statement_timeout_ms must be at least 1".into()));
         }
         Ok(())
     }
@@ -119,12 +154,19 @@ impl std::fmt::Debug for Db {
     }
 }
 
-/// Opens a connection with `search_path` set to `schema` (which `validate` made safe to quote).
-async fn connect_in_schema(url: &str, schema: &str) -> Result<AsyncPgConnection, ConnectionError> {
+/// Opens a connection with `search_path` set to `schema` (which `validate` made safe to quote) and
+/// the statement timeout set.
+async fn connect_in_schema(
+    url: &str,
+    schema: &str,
+    statement_timeout_ms: u64,
+) -> Result<AsyncPgConnection, ConnectionError> {
     let mut conn = AsyncPgConnection::establish(url).await?;
-    conn.batch_execute(&format!("SET search_path TO \"{schema}\""))
-        .await
-        .map_err(ConnectionError::CouldntSetupConfiguration)?;
+    conn.batch_execute(&format!(
+        "SET search_path TO \"{schema}\"; SET statement_timeout = {statement_timeout_ms}"
+    ))
+    .await
+    .map_err(ConnectionError::CouldntSetupConfiguration)?;
     Ok(conn)
 }
 
@@ -134,11 +176,12 @@ impl Db {
     pub fn new(settings: DbSettings) -> Result<Self, DbError> {
         settings.validate()?;
         let schema = settings.schema.clone();
+        let statement_timeout = settings.statement_timeout_ms;
         let mut config = ManagerConfig::<AsyncPgConnection>::default();
         config.custom_setup = Box::new(move |url| {
             let schema = schema.clone();
             let url = url.to_owned();
-            async move { connect_in_schema(&url, &schema).await }.boxed()
+            async move { connect_in_schema(&url, &schema, statement_timeout).await }.boxed()
         });
         let manager =
             AsyncDieselConnectionManager::new_with_config(settings.url.expose_secret().to_owned(), config);
@@ -167,9 +210,13 @@ impl Db {
     /// A connection outside the pool, for work that holds session state (an advisory lock held by
     /// a singleton worker for as long as it runs).
     pub async fn dedicated(&self) -> Result<AsyncPgConnection, DbError> {
-        connect_in_schema(self.settings.url.expose_secret(), &self.settings.schema)
-            .await
-            .map_err(|e| DbError::Unavailable(e.to_string()))
+        connect_in_schema(
+            self.settings.url.expose_secret(),
+            &self.settings.schema,
+            self.settings.statement_timeout_ms,
+        )
+        .await
+        .map_err(|e| DbError::Unavailable(e.to_string()))
     }
 
     /// Takes the session-level advisory lock `name` on `conn` without waiting; true when taken.
@@ -187,6 +234,30 @@ impl Db {
         )
         .await?;
         Ok(row.locked)
+    }
+
+    /// True while `conn` still holds the advisory lock `name` (taken with
+    /// [`Db::try_advisory_lock`]). A singleton worker asks before each round: a connection that
+    /// broke (or was terminated) took the lock with it, and another replica may hold it by now.
+    pub async fn holds_advisory_lock(conn: &mut AsyncPgConnection, name: &str) -> Result<bool, DbError> {
+        use diesel::sql_types::{Bool, Text};
+        #[derive(diesel::QueryableByName)]
+        struct Held {
+            #[diesel(sql_type = Bool)]
+            held: bool,
+        }
+        // A one-key advisory lock shows its key's high half as `classid`, its low half as `objid`.
+        let row: Held = diesel_async::RunQueryDsl::get_result(
+            diesel::sql_query(
+                "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted \
+                 AND pid = pg_backend_pid() AND objsubid = 1 \
+                 AND ((classid::bigint << 32) | objid::bigint) = hashtext($1)::bigint) AS held",
+            )
+            .bind::<Text, _>(name),
+            conn,
+        )
+        .await?;
+        Ok(row.held)
     }
 
     /// Round-trips `SELECT 1`: the readiness check.

@@ -107,6 +107,34 @@ struct RpcErrorBody {
     message: String,
 }
 
+/// Whether parameters as `dumpparameters` lists them turn `-txindex` on. The node reads a boolean
+/// switch as on when it has no value or a value whose leading integer is not 0; the last one
+/// given wins, and `-notxindex` turns it off.
+pub fn txindex_enabled(parameters: &[String]) -> bool {
+    let mut on = false;
+    for p in parameters {
+        let (name, value) = p.split_once('=').map_or((p.as_str(), None), |(n, v)| (n, Some(v)));
+        let truthy = |v: Option<&str>| v.is_none_or(|v| leading_integer(v) != 0);
+        match name.trim_start_matches('-') {
+            "txindex" => on = truthy(value),
+            "notxindex" => on = !truthy(value),
+            _ => {}
+        }
+    }
+    on
+}
+
+/// The integer a C `atoi` reads from the start of `v` (0 when there is none).
+fn leading_integer(v: &str) -> i64 {
+    let v = v.trim_start();
+    let (sign, rest) = match v.strip_prefix('-') {
+        Some(rest) => (-1, rest),
+        None => (1, v.strip_prefix('+').unwrap_or(v)),
+    };
+    let end = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+    rest[..end].parse::<i64>().map_or(0, |n| sign * n)
+}
+
 /// A client for one node. Cheap to clone (the HTTP connection pool is shared).
 #[derive(Debug, Clone)]
 pub struct RpcClient {
@@ -285,6 +313,19 @@ impl RpcClient {
         self.call("activezmqnotifications", json!([])).await
     }
 
+    /// `dumpparameters`: the parameters the node was started with (switches and config file), as
+    /// `name` or `name=value` entries.
+    pub async fn dump_parameters(&self) -> Result<Vec<String>, RpcError> {
+        self.call("dumpparameters", json!([])).await
+    }
+
+    /// True when the node runs with a transaction index (`-txindex`), judged from
+    /// [`RpcClient::dump_parameters`]: without it `getrawtransaction` finds a mined transaction
+    /// only while one of its outputs is unspent.
+    pub async fn has_txindex(&self) -> Result<bool, RpcError> {
+        Ok(txindex_enabled(&self.dump_parameters().await?))
+    }
+
     /// `getblock <hash> 0`, streamed: the hex in the JSON answer is decoded as it arrives, so the
     /// caller can parse the block (with `bsv_primitives::BlockReader` behind
     /// `tokio_util::io::SyncIoBridge`) without ever holding it whole.
@@ -340,5 +381,23 @@ mod tests {
     fn debug_output_hides_the_password() {
         let cfg = RpcConfig::new("http://127.0.0.1:1".parse().unwrap(), "u", SecretString::from("hunter2"));
         assert!(!format!("{cfg:?}").contains("hunter2"));
+    }
+}
+
+#[cfg(test)]
+mod txindex_tests {
+    use super::txindex_enabled;
+
+    #[test]
+    fn txindex_is_read_as_the_node_reads_boolean_switches() {
+        let p = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert!(txindex_enabled(&p(&["regtest", "txindex=1"])));
+        assert!(txindex_enabled(&p(&["txindex"])));
+        assert!(txindex_enabled(&p(&["txindex=2"])));
+        assert!(!txindex_enabled(&p(&["regtest"])));
+        assert!(!txindex_enabled(&p(&["txindex=0"])));
+        assert!(!txindex_enabled(&p(&["txindex=true"])), "the node reads `true` as 0");
+        assert!(!txindex_enabled(&p(&["txindex=1", "notxindex"])));
+        assert!(!txindex_enabled(&p(&["txindex=1", "txindex=0"])));
     }
 }

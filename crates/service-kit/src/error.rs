@@ -102,12 +102,20 @@ pub struct ApiError {
     pub kind: ErrorKind,
     /// Shown to the client as `detail`; never holds secrets or internal details.
     pub detail: String,
+    /// Seconds after which a retry may succeed (`Retry-After`), for load shedding.
+    pub retry_after: Option<u32>,
 }
 
 impl ApiError {
     /// An error of `kind` with a client-safe message.
     pub fn new(kind: ErrorKind, detail: impl Into<String>) -> Self {
-        Self { kind, detail: detail.into() }
+        Self { kind, detail: detail.into(), retry_after: None }
+    }
+
+    /// The same error, telling the client when to retry (`Retry-After: <seconds>`).
+    pub fn with_retry_after(mut self, seconds: u32) -> Self {
+        self.retry_after = Some(seconds);
+        self
     }
 
     /// 400 with a message.
@@ -198,7 +206,14 @@ impl ResponseError for ApiError {
     }
 
     fn error_response(&self) -> HttpResponse {
-        problem_response(self.kind.describe().0, &self.detail)
+        let mut response = problem_response(self.kind.describe().0, &self.detail);
+        if let Some(seconds) = self.retry_after {
+            response.headers_mut().insert(
+                actix_web::http::header::RETRY_AFTER,
+                actix_web::http::header::HeaderValue::from(seconds),
+            );
+        }
+        response
     }
 }
 

@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 pub mod app;
+pub mod bearer;
 pub mod error;
 pub mod health;
 pub mod internal;
@@ -12,6 +13,7 @@ pub mod telemetry;
 pub mod tokens;
 
 pub use app::{Kit, base_app};
+pub use bearer::Bearer;
 pub use error::{ApiError, ErrorKind};
 pub use health::Readiness;
 pub use internal::{InternalClient, InternalCredential};

@@ -11,7 +11,7 @@ use actix_web::web;
 use tracing::Instrument;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, RouteLabel};
 
 /// Header carrying the request id (taken from the caller when sane, else generated).
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
@@ -37,6 +37,15 @@ fn request_id(req: &ServiceRequest) -> String {
         .unwrap_or_else(|| hex::encode(rand::random::<[u8; 16]>()))
 }
 
+/// The route template a response was served for: the handler's [`RouteLabel`], else the router's
+/// pattern. Never the request's own path, so a client cannot add series.
+fn route_of<B>(res: &ServiceResponse<B>) -> Option<String> {
+    if let Some(label) = res.response().extensions().get::<RouteLabel>() {
+        return Some(label.0.to_owned());
+    }
+    res.request().match_pattern()
+}
+
 /// Request id, trace span (child of the caller's trace) and metrics for every request.
 pub async fn observe(
     req: ServiceRequest,
@@ -59,7 +68,7 @@ pub async fn observe(
     let result = next.call(req).instrument(span.clone()).await;
     let elapsed = started.elapsed();
     let (status, route) = match &result {
-        Ok(res) => (res.status().as_u16(), res.request().match_pattern()),
+        Ok(res) => (res.status().as_u16(), route_of(res)),
         Err(e) => (e.as_response_error().status_code().as_u16(), None),
     };
     let route = route.unwrap_or_else(|| "unmatched".to_owned());

@@ -43,19 +43,6 @@ pub fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
     Ok(listener)
 }
 
-/// A token cancelled on SIGINT or SIGTERM, for background workers to stop on. (actix's own server
-/// already stops accepting and drains in-flight requests on the same signals.)
-pub fn shutdown_token() -> CancellationToken {
-    let token = CancellationToken::new();
-    let t = token.clone();
-    tokio::spawn(async move {
-        wait_for_signal().await;
-        tracing::info!("shutdown signal received");
-        t.cancel();
-    });
-    token
-}
-
 async fn wait_for_signal() {
     #[cfg(unix)]
     {
@@ -76,4 +63,67 @@ async fn wait_for_signal() {
     {
         let _ = tokio::signal::ctrl_c().await;
     }
+}
+
+/// A service's background workers (pruners, listeners, singleton checkers): started together,
+/// told to stop together, and waited for on shutdown, so none is cut off in the middle of a
+/// write. Cheap to clone.
+#[derive(Debug, Clone, Default)]
+pub struct Workers {
+    shutdown: CancellationToken,
+    tracker: tokio_util::task::TaskTracker,
+}
+
+impl Workers {
+    /// No workers yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Cancelled when the service begins to shut down; long-lived work that is not a worker
+    /// (an open websocket) watches it too, so nothing keeps the process up past the grace period.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+
+    /// Starts a worker. It must return soon after [`Workers::shutdown_token`] is cancelled; its
+    /// end is logged with its name.
+    pub fn spawn(&self, name: &'static str, work: impl std::future::Future<Output = ()> + Send + 'static) {
+        self.tracker.spawn(async move {
+            work.await;
+            tracing::info!(worker = name, "worker stopped");
+        });
+    }
+
+    /// Stops the workers and waits for them, at most `grace`; false when some did not stop in time.
+    pub async fn stop(&self, grace: std::time::Duration) -> bool {
+        self.shutdown.cancel();
+        self.tracker.close();
+        tokio::time::timeout(grace, self.tracker.wait()).await.is_ok()
+    }
+}
+
+/// Serves until SIGTERM or SIGINT (or until the server stops by itself), then shuts down within
+/// `grace`: the workers are told to stop first (websockets close, singleton workers finish their
+/// round), then the server stops accepting and drains in-flight requests, then the workers are
+/// waited for. The server must be built with `disable_signals()` (this function owns them).
+pub async fn serve_until_signal(
+    server: actix_web::dev::Server,
+    workers: Workers,
+    grace: std::time::Duration,
+) -> std::io::Result<()> {
+    let handle = server.handle();
+    let mut server = std::pin::pin!(server);
+    let result = tokio::select! {
+        result = &mut server => result,
+        _ = wait_for_signal() => {
+            tracing::info!("shutdown signal received");
+            workers.shutdown.cancel();
+            handle.stop(true).await;
+            server.await
+        }
+    };
+    let stopped = workers.stop(grace).await;
+    tracing::info!(workers.stopped = stopped, "shutdown complete");
+    result
 }

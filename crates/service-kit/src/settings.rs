@@ -13,6 +13,7 @@
 //! | `database_url` | `DATABASE_URL` | none (services with storage require it) |
 //! | `db_max_connections` | `DB_MAX_CONNECTIONS` | 16 |
 //! | `db_acquire_timeout_ms` | `DB_ACQUIRE_TIMEOUT_MS` | 3000 |
+//! | `db_statement_timeout_ms` | `DB_STATEMENT_TIMEOUT_MS` | 30000 (longest a statement may run; then 503) |
 //! | `internal_token` | `INTERNAL_TOKEN` | none (required) |
 //! | `log_format` | `LOG_FORMAT` (`text` or `json`) | `text` |
 //! | `otlp_endpoint` | `OTEL_EXPORTER_OTLP_ENDPOINT` | none: no trace export |
@@ -73,6 +74,7 @@ pub const COMMON_ENV: &[EnvVar] = &[
     env("DATABASE_URL", "common.database_url"),
     env("DB_MAX_CONNECTIONS", "common.db_max_connections"),
     env("DB_ACQUIRE_TIMEOUT_MS", "common.db_acquire_timeout_ms"),
+    env("DB_STATEMENT_TIMEOUT_MS", "common.db_statement_timeout_ms"),
     env("INTERNAL_TOKEN", "common.internal_token"),
     env("LOG_FORMAT", "common.log_format"),
     env("OTEL_EXPORTER_OTLP_ENDPOINT", "common.otlp_endpoint"),
@@ -85,6 +87,7 @@ pub const COMMON_DEFAULTS: &str = r#"
 listen_addr = "0.0.0.0:8080"
 db_max_connections = 16
 db_acquire_timeout_ms = 3000
+db_statement_timeout_ms = 30000
 log_format = "text"
 shutdown_grace_secs = 30
 "#;
@@ -111,6 +114,8 @@ pub struct CommonSettings {
     pub db_max_connections: usize,
     /// How long a request waits for a database connection before 503.
     pub db_acquire_timeout_ms: u64,
+    /// Longest a database statement may run before it is cancelled (503).
+    pub db_statement_timeout_ms: u64,
     /// The credential services present to each other on `/internal/*`.
     pub internal_token: SecretString,
     /// Log format.
@@ -149,6 +154,13 @@ impl CommonSettings {
                 "must be at least 1",
             ));
         }
+        if self.db_statement_timeout_ms == 0 {
+            return Err(SettingsError::invalid(
+                COMMON_ENV,
+                "common.db_statement_timeout_ms",
+                "must be positive",
+            ));
+        }
         Ok(())
     }
 
@@ -171,6 +183,7 @@ impl CommonSettings {
             schema: schema.to_owned(),
             max_connections: self.db_max_connections,
             acquire_timeout_ms: self.db_acquire_timeout_ms,
+            statement_timeout_ms: self.db_statement_timeout_ms,
         })
     }
 }

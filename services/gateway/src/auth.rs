@@ -2,10 +2,9 @@
 //! to internal services in identity headers (which they trust only with the internal credential).
 
 use actix_web::HttpRequest;
-use actix_web::http::header::AUTHORIZATION;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
-use service_kit::ApiError;
+use service_kit::{ApiError, Bearer};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
@@ -27,8 +26,13 @@ pub enum Caller {
     },
     /// The mAPI admin (right `Api-Key`).
     Admin,
-    /// An account, by master bearer token.
-    Account(i64),
+    /// An account, by one of its master bearer tokens.
+    Account {
+        /// The account.
+        account_id: i64,
+        /// The master token it presented (sockets opened with it close when it is revoked).
+        token_id: i64,
+    },
     /// A credential the gateway does not own (a channel token): the upstream checks it.
     PassThrough,
 }
@@ -123,21 +127,6 @@ fn admin_key_matches(state: &AppState, presented: &str) -> bool {
     a.ct_eq(&b).into()
 }
 
-/// The bearer token of the `Authorization` header: `Ok(None)` when absent, `Err` when the header
-/// is not `Bearer <token>`.
-fn bearer(req: &HttpRequest) -> Result<Option<&str>, ()> {
-    match req.headers().get(AUTHORIZATION) {
-        None => Ok(None),
-        Some(v) => v
-            .to_str()
-            .ok()
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .filter(|t| !t.is_empty())
-            .map(Some)
-            .ok_or(()),
-    }
-}
-
 /// A query parameter's value.
 fn query_param<'a>(req: &'a HttpRequest, name: &str) -> Option<std::borrow::Cow<'a, str>> {
     req.query_string().split('&').find_map(|pair| {
@@ -146,12 +135,12 @@ fn query_param<'a>(req: &'a HttpRequest, name: &str) -> Option<std::borrow::Cow<
     })
 }
 
-/// The live, enabled account of a master token.
-async fn account_of(state: &AppState, token: &str) -> Result<Option<i64>, ApiError> {
+/// The caller of a live master token of an enabled account.
+async fn account_of(state: &AppState, token: &str) -> Result<Option<Caller>, ApiError> {
     Ok(accounts::store::by_token(&state.db, &tokens::digest(token))
         .await?
-        .filter(|a| !a.disabled)
-        .map(|a| a.account_id))
+        .filter(|(a, _)| !a.disabled)
+        .map(|(a, token_id)| Caller::Account { account_id: a.account_id, token_id }))
 }
 
 /// Decides the caller of a proxied request by its route class.
@@ -163,14 +152,14 @@ pub async fn authenticate(
     let fail = |detail: &str| accounts::auth_failure(state, req, detail);
     match class {
         RouteClass::Dsnt | RouteClass::Headers | RouteClass::Indexer => Ok(Caller::Anonymous),
-        RouteClass::MapiPublic => match bearer(req) {
-            Ok(None) => Ok(Caller::Anonymous),
-            Ok(Some(token)) => state
+        RouteClass::MapiPublic => match Bearer::of(req) {
+            Bearer::Absent => Ok(Caller::Anonymous),
+            Bearer::Token(token) => state
                 .jwt
                 .validate(token)
                 .map(|(identity, provider)| Caller::Jwt { identity, provider })
                 .ok_or_else(|| fail("Incorrectly formatted token")),
-            Err(()) => Err(fail("Incorrectly formatted token")),
+            Bearer::Malformed => Err(fail("Incorrectly formatted token")),
         },
         RouteClass::MapiAdmin => {
             let presented = req.headers().get("api-key").and_then(|v| v.to_str().ok());
@@ -180,31 +169,40 @@ pub async fn authenticate(
             }
         }
         RouteClass::ChannelManage => {
-            let token = bearer(req)
-                .ok()
-                .flatten()
+            let token = Bearer::of(req)
+                .token()
                 .ok_or_else(|| ApiError::bad_request("No 'Bearer' authentication."))?;
-            account_of(state, token).await?.map(Caller::Account).ok_or_else(|| fail("Invalid bearer token."))
+            account_of(state, token).await?.ok_or_else(|| fail("Invalid bearer token."))
         }
-        RouteClass::ChannelMessages => match bearer(req) {
-            Ok(Some(token)) => {
-                Ok(account_of(state, token).await?.map(Caller::Account).unwrap_or(Caller::PassThrough))
+        RouteClass::ChannelMessages => {
+            // The account's master token works on its channels' message APIs, in the header or,
+            // for the `/notify` websocket, in the query; anything else is the channel service's
+            // to judge (a channel token, or nothing).
+            let token = match Bearer::of(req) {
+                Bearer::Token(t) => Some(t.to_owned()),
+                Bearer::Absent => query_param(req, "token").map(|t| t.into_owned()),
+                Bearer::Malformed => None,
+            };
+            match token {
+                Some(token) => Ok(account_of(state, &token).await?.unwrap_or(Caller::PassThrough)),
+                None => Ok(Caller::PassThrough),
             }
-            // Missing, malformed or query-string credentials are the channel service's to judge.
-            _ => Ok(Caller::PassThrough),
-        },
+        }
         RouteClass::AccountWebSocket => {
+            // As the reference: no token is a bad request (400), a wrong one unauthorized (401).
             let token = query_param(req, "token")
                 .map(|t| t.into_owned())
-                .or_else(|| bearer(req).ok().flatten().map(str::to_owned))
-                .ok_or_else(|| fail("A master bearer token is required."))?;
-            account_of(state, &token).await?.map(Caller::Account).ok_or_else(|| fail("Invalid bearer token."))
+                .or_else(|| Bearer::of(req).token().map(str::to_owned))
+                .ok_or_else(|| ApiError::bad_request("A master bearer token is required."))?;
+            account_of(state, &token).await?.ok_or_else(|| fail("Invalid bearer token."))
         }
     }
 }
 
 /// The gateway faces the internet, so its `/metrics` is for Prometheus and operators only: the
 /// internal credential, or `Authorization: Bearer <RESTADMIN_APIKEY>` as the mAPI reference asks.
+/// It decides on the canonical path (the [`crate::canonical`] middleware runs first), the same
+/// path the router matches, so no spelling of `/metrics` slips past it.
 pub async fn guard_metrics(
     req: actix_web::dev::ServiceRequest,
     next: actix_web::middleware::Next<impl actix_web::body::MessageBody + 'static>,
@@ -214,9 +212,9 @@ pub async fn guard_metrics(
         let internal = req
             .app_data::<actix_web::web::Data<service_kit::InternalCredential>>()
             .is_some_and(|c| c.verify_request(req.request()));
-        let admin = state.as_ref().is_some_and(|s| {
-            bearer(req.request()).ok().flatten().is_some_and(|key| admin_key_matches(s, key))
-        });
+        let admin = state
+            .as_ref()
+            .is_some_and(|s| Bearer::of(req.request()).token().is_some_and(|key| admin_key_matches(s, key)));
         if !internal && !admin {
             return Err(ApiError::unauthorized("Unauthorized").into());
         }

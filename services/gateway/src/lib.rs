@@ -2,6 +2,8 @@
 
 pub mod accounts;
 pub mod auth;
+pub mod canonical;
+pub mod client_ip;
 pub mod clock;
 pub mod docs;
 pub mod endpoints;
@@ -9,8 +11,10 @@ pub mod proxy;
 pub mod ratelimit;
 pub mod routing;
 mod schema;
+pub mod sessions;
 pub mod settings;
 pub use service_kit::tokens;
+pub mod upstream;
 pub mod ws_proxy;
 
 use std::net::TcpListener;
@@ -18,8 +22,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::{HttpServer, web};
+use db_kit::listener::Listener;
 use db_kit::{Db, embed_migrations};
 use diesel_migrations::EmbeddedMigrations;
+use service_kit::server::Workers;
 use service_kit::{InternalCredential, Kit, Metrics, Readiness, base_app};
 
 use crate::clock::Clock;
@@ -48,6 +54,12 @@ pub struct AppState {
     pub upstream: reqwest::Client,
     /// The internal credential presented to upstreams.
     pub credential: secrecy::SecretString,
+    /// Whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: client_ip::TrustedProxies,
+    /// Websockets proxied for master tokens (closed when the token is revoked).
+    pub sessions: sessions::Sessions,
+    /// Cancelled when the gateway shuts down (proxied websockets close).
+    pub shutdown: tokio_util::sync::CancellationToken,
 }
 
 /// Why the service could not start.
@@ -57,6 +69,8 @@ pub use service_kit::StartError;
 pub struct Application {
     server: actix_web::dev::Server,
     port: u16,
+    workers: Workers,
+    grace: Duration,
 }
 
 impl std::fmt::Debug for Application {
@@ -74,49 +88,70 @@ impl Application {
     ) -> Result<Self, StartError> {
         let db = Db::new(settings.common.db_settings(SCHEMA)?)?;
         db.migrate(MIGRATIONS).await?;
+        let listener_conn = Listener::new(db.clone(), sessions::NOTIFY_CHANNEL, sessions::LISTENER_NAME)?;
+        let listening = listener_conn.clone();
         let kit = Kit {
             metrics: Metrics::new("gateway")?,
-            readiness: Readiness::new().with_db(db.clone()),
+            readiness: Readiness::new().with_db(db.clone()).with_check("notifications", move || {
+                let up = listening.is_up();
+                async move { if up { Ok(()) } else { Err("the revocation listener is reconnecting".into()) } }
+            }),
             credential: InternalCredential::new(settings.common.internal_token.clone()),
         };
-        let limits = ratelimit::Limits::new(settings.signup_per_minute);
-        let sweeper = limits.clone();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_secs(60));
-            loop {
-                tick.tick().await;
-                sweeper.shrink();
-            }
-        });
-        let grace = settings.common.shutdown_grace_secs;
-        let jwt = auth::JwtProviders::parse(settings.identity_providers.as_deref()).map_err(|e| {
+        let jwt = auth::JwtProviders::parse(settings.identity_providers_json()).map_err(|e| {
             service_kit::SettingsError::invalid(
                 <GatewaySettings as service_kit::ServiceSettings>::ENV,
                 "identity_providers",
                 e,
             )
         })?;
-        let upstream = proxy::upstream_client(Duration::from_millis(settings.upstream_connect_timeout_ms))?;
+        let trusted_proxies = settings.trusted_proxies()?;
+        let upstream = upstream::client(Duration::from_millis(settings.upstream_connect_timeout_ms))?;
         let credential = settings.common.internal_token.clone();
-        let state = web::Data::new(AppState { db, settings, clock, limits, jwt, upstream, credential });
+        let limits = ratelimit::Limits::new(settings.signup_per_minute);
+        let workers = Workers::new();
+        let sessions = sessions::Sessions::default();
+        let grace = settings.common.shutdown_grace_secs;
+        let state = web::Data::new(AppState {
+            db: db.clone(),
+            settings,
+            clock,
+            limits,
+            jwt,
+            upstream,
+            credential,
+            trusted_proxies,
+            sessions: sessions.clone(),
+            shutdown: workers.shutdown_token(),
+        });
+        workers.spawn("sweeper", sweep(state.clone(), workers.shutdown_token()));
+        workers.spawn(
+            "gateway listener",
+            sessions::listen(listener_conn, db, sessions, workers.shutdown_token()),
+        );
         let port = listener.local_addr()?.port();
         let server = HttpServer::new(move || {
             base_app(kit.clone())
                 .wrap(actix_web::middleware::from_fn(auth::guard_metrics))
+                // Outermost: every guard and route sees the canonical path.
+                .wrap(actix_web::middleware::from_fn(canonical::canonical_path))
                 .app_data(state.clone())
                 .route("/", web::get().to(endpoints::root))
                 .route("/api/v1/endpoints", web::get().to(endpoints::get_endpoints))
                 .route("/api/v1/account/key", web::post().to(accounts::sign_up))
                 .route("/api/v1/account/register", web::post().to(accounts::sign_up))
                 .route("/api/v1/account", web::get().to(accounts::get_account))
+                .route("/api/v1/account/token", web::delete().to(accounts::revoke_token))
+                .route("/api/v1/account/tokens", web::delete().to(accounts::revoke_other_tokens))
                 .route("/docs", web::get().to(docs::index))
                 .route("/docs/{name}", web::get().to(docs::spec))
                 .default_service(web::to(proxy::forward))
         })
+        .disable_signals()
         .shutdown_timeout(grace)
         .listen(listener)?
         .run();
-        Ok(Self { server, port })
+        Ok(Self { server, port, workers, grace: Duration::from_secs(grace) })
     }
 
     /// The bound port.
@@ -124,9 +159,25 @@ impl Application {
         self.port
     }
 
-    /// Serves until a shutdown signal.
+    /// Serves until a shutdown signal, then stops within the grace period.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        service_kit::server::serve_until_signal(self.server, self.workers, self.grace).await
+    }
+}
+
+/// Every minute until `stop`: forgets rate-limit state of quiet addresses and the digests of
+/// signed messages whose window has passed (they would be refused as stale anyway).
+async fn sweep(state: web::Data<AppState>, stop: tokio_util::sync::CancellationToken) {
+    let mut tick = tokio::time::interval(Duration::from_secs(60));
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        state.limits.shrink();
+        if let Err(e) = accounts::store::forget_used_messages(&state.db, state.clock.now()).await {
+            tracing::warn!(error = %e, "could not forget expired signed messages");
+        }
     }
 }
 

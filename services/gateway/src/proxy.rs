@@ -7,140 +7,37 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use actix_web::http::header::{HeaderName, HeaderValue};
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
 use bytes::Bytes;
 use futures_util::StreamExt;
-use service_kit::internal::{INTERNAL_TOKEN_HEADER, identity, trace_headers};
+use service_kit::metrics::RouteLabel;
 use service_kit::{ApiError, ErrorKind};
 
 use crate::AppState;
 use crate::auth::{Caller, authenticate};
-use crate::routing::{PathRefusal, Route, RouteClass, Upstream, canonicalize, classify};
-
-/// Headers that describe one connection, not the message: never forwarded (RFC 9110 §7.6.1).
-const HOP_BY_HOP: [&str; 9] = [
-    "connection",
-    "keep-alive",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-    "host",
-];
+use crate::canonical::CanonicalPath;
+use crate::routing::{Route, Upstream, canonical_request_path, classify, template_of};
+use crate::upstream::{self, HOP_BY_HOP};
 
 /// Bodies up to this size (with a Content-Length) are sent in one piece; larger or chunked ones
 /// stream.
 const BUFFER_LIMIT: u64 = 64 * 1024;
 
-/// The HTTP client for upstreams: connect timeout only (a long body may legitimately take long);
-/// the wait for response headers is bounded per request.
-pub fn upstream_client(connect_timeout: Duration) -> Result<reqwest::Client, reqwest::Error> {
-    reqwest::Client::builder()
-        .connect_timeout(connect_timeout)
-        .pool_idle_timeout(Duration::from_secs(30))
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-}
-
-/// The base URL of an upstream.
-pub fn upstream_base(state: &AppState, upstream: Upstream) -> &url::Url {
-    let s = &state.settings;
-    match upstream {
-        Upstream::Mapi => &s.mapi_url,
-        Upstream::PeerChannels => &s.peer_channels_url,
-        Upstream::BlockParser => &s.block_parser_url,
-        Upstream::HeaderSv => &s.header_sv_url,
-        Upstream::Indexer => &s.indexer_url,
+/// The canonical path the [`crate::canonical`] middleware decided for this request.
+fn canonical_path(req: &HttpRequest) -> Result<String, ApiError> {
+    if let Some(c) = req.extensions().get::<CanonicalPath>() {
+        return Ok(c.0.clone());
     }
-}
-
-/// The upstream URL for a canonical path and the original query string.
-pub fn upstream_url(base: &url::Url, canonical: &str, query: &str) -> String {
-    const PATH: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS
-        .add(b' ')
-        .add(b'"')
-        .add(b'#')
-        .add(b'%')
-        .add(b'<')
-        .add(b'>')
-        .add(b'?')
-        .add(b'`')
-        .add(b'{')
-        .add(b'}');
-    let path = percent_encoding::utf8_percent_encode(canonical, PATH);
-    let base = base.as_str().trim_end_matches('/');
-    if query.is_empty() { format!("{base}{path}") } else { format!("{base}{path}?{query}") }
+    canonical_request_path(req.path()).map_err(|_| ApiError::bad_request("malformed path"))
 }
 
 /// Routes and authenticates a request; the common first half of HTTP and websocket forwarding.
 pub async fn admit(req: &HttpRequest, state: &AppState) -> Result<(String, Route, Caller), ApiError> {
-    let canonical = match canonicalize(req.uri().path()) {
-        Ok(c) => c,
-        Err(PathRefusal::Internal) => {
-            return Err(ApiError::not_found(format!("no resource at {}", req.uri().path())));
-        }
-        Err(PathRefusal::Malformed) => return Err(ApiError::bad_request("malformed path")),
-    };
+    let canonical = canonical_path(req)?;
     let route = classify(&canonical, state.settings.headers_enabled(), state.settings.indexer_enabled())
         .ok_or_else(|| ApiError::not_found(format!("no resource at {canonical}")))?;
     let caller = authenticate(req, route.class, state).await?;
     Ok((canonical, route, caller))
-}
-
-/// Request headers for the upstream: the client's minus hop-by-hop, identity and credential
-/// headers (and credentials the gateway consumed), plus the internal credential, the caller's
-/// identity, forwarding information and the trace context.
-pub fn upstream_headers(
-    req: &HttpRequest,
-    route: &Route,
-    caller: &Caller,
-    credential: &str,
-) -> reqwest::header::HeaderMap {
-    let mut out = reqwest::header::HeaderMap::new();
-    let consumed_auth = matches!(caller, Caller::Jwt { .. }) || route.class == RouteClass::MapiAdmin;
-    for (name, value) in req.headers() {
-        let n = name.as_str();
-        if HOP_BY_HOP.contains(&n)
-            || identity::ALL.contains(&n)
-            || n == INTERNAL_TOKEN_HEADER
-            || n.starts_with("sec-websocket-")
-            || (consumed_auth && (n == "authorization" || n == "api-key"))
-        {
-            continue;
-        }
-        if let (Ok(k), Ok(v)) = (
-            reqwest::header::HeaderName::from_bytes(n.as_bytes()),
-            reqwest::header::HeaderValue::from_bytes(value.as_bytes()),
-        ) {
-            out.append(k, v);
-        }
-    }
-    let mut set = |name: &'static str, value: &str| {
-        if let Ok(v) = reqwest::header::HeaderValue::from_str(value) {
-            out.insert(name, v);
-        }
-    };
-    set(INTERNAL_TOKEN_HEADER, credential);
-    match caller {
-        Caller::Jwt { identity: id, provider } => {
-            set(identity::IDENTITY, id);
-            set(identity::IDENTITY_PROVIDER, provider);
-        }
-        Caller::Admin => set(identity::ADMIN, "true"),
-        Caller::Account(id) => set(identity::ACCOUNT, &id.to_string()),
-        Caller::Anonymous | Caller::PassThrough => {}
-    }
-    let info = req.connection_info();
-    let client = req.peer_addr().map(|a| a.ip().to_string()).unwrap_or_default();
-    set("x-forwarded-for", &client);
-    set("x-forwarded-proto", info.scheme());
-    set("x-forwarded-host", info.host());
-    for (name, value) in trace_headers().iter() {
-        out.insert(name.clone(), value.clone());
-    }
-    out
 }
 
 fn body_limit(state: &AppState, route: &Route) -> u64 {
@@ -241,11 +138,17 @@ pub async fn forward(
     let limit = body_limit(&state, &route);
     let exceeded = Arc::new(AtomicBool::new(false));
     let body = request_body(&req, payload, limit, exceeded.clone()).await?;
-    let url = upstream_url(upstream_base(&state, route.upstream), &canonical, req.query_string());
+    let url =
+        upstream::url(upstream::base(&state, route.upstream), &canonical, &upstream::query(&req, &caller));
     let method = reqwest::Method::from_bytes(req.method().as_str().as_bytes())
         .map_err(|_| ApiError::new(ErrorKind::MethodNotAllowed, "unsupported method"))?;
-    let headers =
-        upstream_headers(&req, &route, &caller, secrecy::ExposeSecret::expose_secret(&state.credential));
+    let headers = upstream::headers(
+        &req,
+        &route,
+        &caller,
+        secrecy::ExposeSecret::expose_secret(&state.credential),
+        state.trusted_proxies.client(&req),
+    );
     let send = state.upstream.request(method, &url).headers(headers).body(body).send();
     let timeout = Duration::from_millis(state.settings.upstream_timeout_ms);
     let resp = match tokio::time::timeout(timeout, send).await {
@@ -288,6 +191,9 @@ pub async fn forward(
     };
     // The upstream's error bodies reach the client as they are.
     answer.extensions_mut().insert(service_kit::app::Passthrough);
+    if let Some(template) = template_of(&canonical) {
+        answer.extensions_mut().insert(RouteLabel(template));
+    }
     Ok(answer)
 }
 

@@ -19,6 +19,17 @@ pub enum Upstream {
     Indexer,
 }
 
+impl Upstream {
+    /// True for the project's own services: only they get the internal credential and the
+    /// caller's identity. HeaderSV and the indexer are other people's services.
+    pub fn is_ours(self) -> bool {
+        match self {
+            Upstream::Mapi | Upstream::PeerChannels | Upstream::BlockParser => true,
+            Upstream::HeaderSv | Upstream::Indexer => false,
+        }
+    }
+}
+
 /// Route classes: each has one authentication rule.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RouteClass {
@@ -161,6 +172,72 @@ pub fn canonicalize(raw: &str) -> Result<String, PathRefusal> {
     Ok(canonical)
 }
 
+/// The canonical path of a request as every guard and the router see it: [`canonicalize`], then,
+/// for the mAPI paths, each fixed segment in the spelling of its operation (the mAPI reference
+/// matches paths case-insensitively: `/mapi/feequote` is `/mapi/feeQuote`).
+pub fn canonical_request_path(raw: &str) -> Result<String, PathRefusal> {
+    let canonical = canonicalize(raw)?;
+    let is_mapi = classify(&canonical, false, false).is_some_and(|r| r.upstream == Upstream::Mapi);
+    if !is_mapi {
+        return Ok(canonical);
+    }
+    Ok(match template_of(&canonical) {
+        Some(template) => spelled_as(&canonical, template),
+        None => canonical,
+    })
+}
+
+/// The public operation template a canonical path belongs to, comparing fixed segments without
+/// regard to case; where several match, the one with the most fixed segments (so
+/// `/api/v1/channel/manage/list` is not a message of channel `manage`). Used as the metrics'
+/// route label and to spell mAPI paths.
+pub fn template_of(canonical: &str) -> Option<&'static str> {
+    let segments: Vec<&str> = canonical.split('/').filter(|s| !s.is_empty()).collect();
+    PUBLIC_ENDPOINTS
+        .iter()
+        .map(|(_, template)| *template)
+        .filter_map(|template| {
+            let fixed: Vec<&str> = template.split('/').filter(|s| !s.is_empty()).collect();
+            let matches = fixed.len() == segments.len()
+                && fixed.iter().zip(&segments).all(|(t, s)| is_placeholder(t) || t.eq_ignore_ascii_case(s));
+            matches.then(|| (fixed.iter().filter(|t| !is_placeholder(t)).count(), template))
+        })
+        .max_by_key(|(fixed, _)| *fixed)
+        .map(|(_, template)| template)
+}
+
+fn is_placeholder(segment: &str) -> bool {
+    segment.starts_with('{') && segment.ends_with('}')
+}
+
+/// `canonical` with each fixed segment spelled as in `template` (placeholders keep the request's).
+fn spelled_as(canonical: &str, template: &str) -> String {
+    let fixed = template.split('/').filter(|s| !s.is_empty());
+    let given = canonical.split('/').filter(|s| !s.is_empty());
+    let mut out = String::with_capacity(canonical.len());
+    for (t, s) in fixed.zip(given) {
+        out.push('/');
+        out.push_str(if is_placeholder(t) { s } else { t });
+    }
+    if out.is_empty() { "/".to_owned() } else { out }
+}
+
+/// A canonical path percent-encoded for a request line: what must be encoded is, nothing else.
+pub fn encode_path(canonical: &str) -> String {
+    const PATH: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS
+        .add(b' ')
+        .add(b'"')
+        .add(b'#')
+        .add(b'%')
+        .add(b'<')
+        .add(b'>')
+        .add(b'?')
+        .add(b'`')
+        .add(b'{')
+        .add(b'}');
+    percent_encoding::utf8_percent_encode(canonical, PATH).to_string()
+}
+
 /// True when `path` is `prefix` or continues below it.
 fn under(path: &str, prefix: &str) -> bool {
     path == prefix || path.strip_prefix(prefix).is_some_and(|rest| rest.starts_with('/'))
@@ -273,6 +350,32 @@ mod tests {
             Some(Upstream::Indexer)
         );
         assert_eq!(c("/api/v1/account"), None, "the gateway's own");
+    }
+
+    #[test]
+    fn mapi_paths_take_their_operations_spelling_and_others_keep_theirs() {
+        let c = |p: &str| canonical_request_path(p).unwrap();
+        assert_eq!(c("/mapi/feequote"), "/mapi/feeQuote");
+        assert_eq!(c("/MAPI/POLICYQUOTE"), "/mapi/policyQuote");
+        assert_eq!(c("/mapi/TX/AbCd"), "/mapi/tx/AbCd", "a txid keeps its spelling");
+        assert_eq!(c("/api/v1/policyquote/5"), "/api/v1/PolicyQuote/5");
+        assert_eq!(c("/api/v1/status/blockParser"), "/api/v1/status/blockparser");
+        assert_eq!(c("/api/v1/UNCONFIRMEDTXS"), "/api/v1/unconfirmedTxs");
+        assert_eq!(c("/api/v1/node/Host:1"), "/api/v1/Node/Host:1");
+        assert_eq!(c("/DSNT/1/query/ab"), "/dsnt/1/query/ab");
+        assert_eq!(c("/mapi/nothing/here"), "/mapi/nothing/here", "unknown mAPI paths stay as they are");
+        assert_eq!(c("/api/v1/Channel/Abc"), "/api/v1/Channel/Abc", "only mAPI paths are folded");
+        assert_eq!(c("/%6Detrics"), "/metrics");
+        assert_eq!(encode_path("/api/v1/channel/a b%"), "/api/v1/channel/a%20b%25");
+    }
+
+    #[test]
+    fn templates_prefer_the_most_fixed_segments() {
+        assert_eq!(template_of("/api/v1/channel/manage/list"), Some("/api/v1/channel/manage/list"));
+        assert_eq!(template_of("/api/v1/channel/abc/notify"), Some("/api/v1/channel/{channelid}/notify"));
+        assert_eq!(template_of("/api/v1/channel/abc/7"), Some("/api/v1/channel/{channelid}/{sequence}"));
+        assert_eq!(template_of("/mapi/tx/ab"), Some("/mapi/tx/{txid}"));
+        assert_eq!(template_of("/nowhere"), None);
     }
 
     #[test]

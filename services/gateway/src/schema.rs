@@ -21,3 +21,10 @@ diesel::table! {
 
 diesel::joinable!(master_tokens -> accounts (account_id));
 diesel::allow_tables_to_appear_in_same_query!(accounts, master_tokens);
+
+diesel::table! {
+    used_signed_messages (digest) {
+        digest -> Bytea,
+        expires_at -> Timestamptz,
+    }
+}

@@ -17,7 +17,8 @@
 //! | `mapi_max_body_bytes` | `MAPI_MAX_BODY_BYTES` | 104857600 (mAPI takes large transactions) |
 //! | `max_body_bytes` | `MAX_BODY_BYTES` | 1048576 (every other proxied route) |
 //! | `rest_admin_api_key` | `RESTADMIN_APIKEY` | unset: the mAPI admin API is closed |
-//! | `identity_providers` | `IDENTITY_PROVIDERS` | `[]`: JSON array of `{"issuer", "audience"?, "algorithm"? (HS256), "symmetricSecurityKey", "identityClaimName"? (sub)}` |
+//! | `identity_providers` | `IDENTITY_PROVIDERS` | `[]`: JSON array of `{"issuer", "audience"?, "algorithm"? (HS256), "symmetricSecurityKey", "identityClaimName"? (sub)}` (a secret: it holds signing keys) |
+//! | `trusted_proxies` | `TRUSTED_PROXIES` | unset: comma-separated CIDRs whose `X-Forwarded-For` is believed (the rightmost address that is not a trusted proxy is the client) |
 //!
 //! plus the common settings of `service_kit::settings` (`DATABASE_URL`, `INTERNAL_TOKEN`, ...).
 
@@ -62,9 +63,12 @@ pub struct GatewaySettings {
     /// The mAPI admin key (`Api-Key` header); none closes the admin API.
     #[serde(default)]
     pub rest_admin_api_key: Option<secrecy::SecretString>,
-    /// mAPI JWT identity providers, as JSON.
+    /// mAPI JWT identity providers, as JSON (with their signing keys, hence secret).
     #[serde(default)]
-    pub identity_providers: Option<String>,
+    pub identity_providers: Option<secrecy::SecretString>,
+    /// Proxies whose `X-Forwarded-For` is believed, as comma-separated CIDRs.
+    #[serde(default)]
+    pub trusted_proxies: Option<String>,
 }
 
 impl GatewaySettings {
@@ -76,6 +80,17 @@ impl GatewaySettings {
     /// True when the indexer APIs are on (`EXPOSE_INDEXER_APIS=1`).
     pub fn indexer_enabled(&self) -> bool {
         self.expose_indexer_apis.as_deref() == Some("1")
+    }
+
+    /// The configured identity providers' JSON.
+    pub fn identity_providers_json(&self) -> Option<&str> {
+        self.identity_providers.as_ref().map(secrecy::ExposeSecret::expose_secret)
+    }
+
+    /// The trusted proxies (none when unset).
+    pub fn trusted_proxies(&self) -> Result<crate::client_ip::TrustedProxies, SettingsError> {
+        crate::client_ip::TrustedProxies::parse(self.trusted_proxies.as_deref().unwrap_or_default())
+            .map_err(|e| SettingsError::invalid(Self::ENV, "trusted_proxies", e))
     }
 
     /// The public base URL without a trailing slash.
@@ -116,6 +131,7 @@ max_body_bytes = 1048576
         env("MAX_BODY_BYTES", "max_body_bytes"),
         env("RESTADMIN_APIKEY", "rest_admin_api_key"),
         env("IDENTITY_PROVIDERS", "identity_providers"),
+        env("TRUSTED_PROXIES", "trusted_proxies"),
     ];
 
     fn common(&self) -> &CommonSettings {
@@ -131,9 +147,10 @@ max_body_bytes = 1048576
         if self.signup_window_secs == 0 {
             return Err(SettingsError::invalid(Self::ENV, "signup_window_secs", "must be positive"));
         }
-        if let Err(e) = crate::auth::JwtProviders::parse(self.identity_providers.as_deref()) {
+        if let Err(e) = crate::auth::JwtProviders::parse(self.identity_providers_json()) {
             return Err(SettingsError::invalid(Self::ENV, "identity_providers", e));
         }
+        self.trusted_proxies()?;
         if self.upstream_timeout_ms == 0 || self.upstream_connect_timeout_ms == 0 {
             return Err(SettingsError::invalid(
                 Self::ENV,
@@ -145,5 +162,41 @@ max_body_bytes = 1048576
             return Err(SettingsError::invalid(Self::ENV, "signup_per_minute", "must be positive"));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_output_holds_no_secret() {
+        let key = "symmetric-signing-key-0123456789";
+        let env = std::collections::HashMap::from([
+            ("DATABASE_URL", "postgres://user:db-password-42@127.0.0.1/x".to_owned()),
+            ("INTERNAL_TOKEN", "internal-credential-0123456789".to_owned()),
+            ("RESTADMIN_APIKEY", "admin-api-key-0123456789".to_owned()),
+            ("IDENTITY_PROVIDERS", format!(r#"[{{"issuer":"i","symmetricSecurityKey":"{key}"}}]"#)),
+        ]);
+        let settings: GatewaySettings =
+            service_kit::settings::load_from(None, |k| env.get(k).cloned()).unwrap();
+        let printed = format!("{settings:?}");
+        for secret in [key, "db-password-42", "internal-credential-0123456789", "admin-api-key-0123456789"] {
+            assert!(!printed.contains(secret), "{secret} printed in {printed}");
+        }
+        let providers = crate::auth::JwtProviders::parse(settings.identity_providers_json()).unwrap();
+        assert!(!format!("{providers:?}").contains(key));
+    }
+
+    #[test]
+    fn a_bad_trusted_proxy_list_names_the_variable() {
+        let env = std::collections::HashMap::from([
+            ("DATABASE_URL", "postgres://127.0.0.1/x".to_owned()),
+            ("INTERNAL_TOKEN", "internal-credential-0123456789".to_owned()),
+            ("TRUSTED_PROXIES", "10.0.0.0/8, everyone".to_owned()),
+        ]);
+        let err =
+            service_kit::settings::load_from::<GatewaySettings>(None, |k| env.get(k).cloned()).unwrap_err();
+        assert!(err.to_string().contains("TRUSTED_PROXIES"), "{err}");
     }
 }

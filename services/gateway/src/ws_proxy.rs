@@ -1,6 +1,7 @@
 //! Websocket forwarding: the gateway opens the upstream websocket first (so an upstream refusal
 //! reaches the client as an HTTP status), then accepts the client's and pumps frames both ways
-//! until either side closes.
+//! until either side closes, the master token it was opened with is revoked, or the gateway shuts
+//! down.
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use futures_util::{SinkExt, StreamExt};
@@ -10,8 +11,8 @@ use tokio_tungstenite::tungstenite::protocol::Message as UpMsg;
 
 use crate::AppState;
 use crate::auth::Caller;
-use crate::proxy::{upstream_base, upstream_headers, upstream_url};
 use crate::routing::Route;
+use crate::upstream;
 
 /// True for a websocket handshake.
 pub fn is_upgrade(req: &HttpRequest) -> bool {
@@ -30,16 +31,21 @@ pub async fn forward(
     route: Route,
     caller: Caller,
 ) -> Result<HttpResponse, ApiError> {
-    let http_url = upstream_url(upstream_base(&state, route.upstream), &canonical, req.query_string());
+    let http_url =
+        upstream::url(upstream::base(&state, route.upstream), &canonical, &upstream::query(&req, &caller));
     let ws_url = http_url.replacen("http://", "ws://", 1).replacen("https://", "wss://", 1);
     let mut upstream_req = ws_url
         .as_str()
         .into_client_request()
         .map_err(|_| ApiError::new(ErrorKind::BadGateway, "bad upstream URL"))?;
-    for (name, value) in
-        upstream_headers(&req, &route, &caller, secrecy::ExposeSecret::expose_secret(&state.credential))
-            .iter()
-    {
+    let headers = upstream::headers(
+        &req,
+        &route,
+        &caller,
+        secrecy::ExposeSecret::expose_secret(&state.credential),
+        state.trusted_proxies.client(&req),
+    );
+    for (name, value) in headers.iter() {
         upstream_req.headers_mut().insert(name.clone(), value.clone());
     }
     let timeout = std::time::Duration::from_millis(state.settings.upstream_timeout_ms);
@@ -65,46 +71,72 @@ pub async fn forward(
                 return Err(ApiError::new(ErrorKind::GatewayTimeout, "The service did not answer in time."));
             }
         };
-    let (response, mut session, mut client_stream) = actix_ws::handle(&req, payload)
+    let (response, session, client_stream) = actix_ws::handle(&req, payload)
         .map_err(|e| ApiError::bad_request(format!("websocket handshake: {e}")))?;
-    let (mut up_tx, mut up_rx) = upstream.split();
-
-    // Client -> upstream.
-    let close_session = session.clone();
-    actix_web::rt::spawn(async move {
-        while let Some(Ok(msg)) = client_stream.next().await {
-            let forwarded = match msg {
-                actix_ws::Message::Text(t) => UpMsg::text(t.to_string()),
-                actix_ws::Message::Binary(b) => UpMsg::binary(b),
-                actix_ws::Message::Ping(p) => UpMsg::Ping(p),
-                actix_ws::Message::Pong(p) => UpMsg::Pong(p),
-                actix_ws::Message::Close(_) => break,
-                _ => continue,
-            };
-            if up_tx.send(forwarded).await.is_err() {
-                break;
-            }
-        }
-        let _ = up_tx.send(UpMsg::Close(None)).await;
-        let _ = close_session.close(None).await;
-    });
-
-    // Upstream -> client.
-    actix_web::rt::spawn(async move {
-        while let Some(Ok(msg)) = up_rx.next().await {
-            let sent = match msg {
-                UpMsg::Text(t) => session.text(t.as_str().to_owned()).await,
-                UpMsg::Binary(b) => session.binary(b).await,
-                UpMsg::Ping(p) => session.ping(&p).await,
-                UpMsg::Pong(p) => session.pong(&p).await,
-                UpMsg::Close(_) => break,
-                UpMsg::Frame(_) => Ok(()),
-            };
-            if sent.is_err() {
-                return;
-            }
-        }
-        let _ = session.close(None).await;
-    });
+    // A socket opened with a master token lives only as long as the token.
+    let registered = match caller {
+        Caller::Account { token_id, .. } => Some(state.sessions.register(token_id)),
+        _ => None,
+    };
+    actix_web::rt::spawn(pump(upstream, session, client_stream, registered, state.shutdown.clone()));
     Ok(response)
+}
+
+/// Why the gateway ends a socket itself.
+fn ending(reason: &'static str, code: actix_ws::CloseCode) -> Option<actix_ws::CloseReason> {
+    Some(actix_ws::CloseReason { code, description: Some(reason.to_owned()) })
+}
+
+/// Pumps frames both ways until either side closes, the token is revoked or the gateway stops.
+async fn pump(
+    upstream: tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+    mut session: actix_ws::Session,
+    mut client_stream: actix_ws::MessageStream,
+    registered: Option<crate::sessions::Session>,
+    shutdown: tokio_util::sync::CancellationToken,
+) {
+    let (mut up_tx, mut up_rx) = upstream.split();
+    let revoked = async {
+        match &registered {
+            Some(s) => s.revoked().await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::pin!(revoked);
+    let reason = loop {
+        tokio::select! {
+            _ = &mut revoked => break ending("the token was revoked", actix_ws::CloseCode::Policy),
+            _ = shutdown.cancelled() => break ending("the gateway is shutting down", actix_ws::CloseCode::Away),
+            from_client = client_stream.next() => {
+                let forwarded = match from_client {
+                    Some(Ok(actix_ws::Message::Text(t))) => UpMsg::text(t.to_string()),
+                    Some(Ok(actix_ws::Message::Binary(b))) => UpMsg::binary(b),
+                    Some(Ok(actix_ws::Message::Ping(p))) => UpMsg::Ping(p),
+                    Some(Ok(actix_ws::Message::Pong(p))) => UpMsg::Pong(p),
+                    Some(Ok(actix_ws::Message::Close(_))) | Some(Err(_)) | None => break None,
+                    Some(Ok(_)) => continue,
+                };
+                if up_tx.send(forwarded).await.is_err() {
+                    break None;
+                }
+            }
+            from_upstream = up_rx.next() => {
+                let sent = match from_upstream {
+                    Some(Ok(UpMsg::Text(t))) => session.text(t.as_str().to_owned()).await,
+                    Some(Ok(UpMsg::Binary(b))) => session.binary(b).await,
+                    Some(Ok(UpMsg::Ping(p))) => session.ping(&p).await,
+                    Some(Ok(UpMsg::Pong(p))) => session.pong(&p).await,
+                    Some(Ok(UpMsg::Frame(_))) => Ok(()),
+                    Some(Ok(UpMsg::Close(_))) | Some(Err(_)) | None => break None,
+                };
+                if sent.is_err() {
+                    // The client is gone.
+                    let _ = up_tx.send(UpMsg::Close(None)).await;
+                    return;
+                }
+            }
+        }
+    };
+    let _ = up_tx.send(UpMsg::Close(None)).await;
+    let _ = session.close(reason).await;
 }

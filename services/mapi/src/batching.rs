@@ -11,7 +11,6 @@ use node_client::rpc_types::{SendRawTransactionsResult, SendRawTx, TxOutInfo, Tx
 use service_kit::ApiError;
 
 use crate::coalesce::{Batch, Coalescer};
-use crate::nodes::NodeRow;
 use crate::txstore::{self, NewTx, StoredTx};
 
 /// Calls in flight per operation, and the largest merged call.
@@ -134,8 +133,8 @@ impl Batch for Record {
     }
 }
 
-/// The nodes to ask, and the outputs one submission needs.
-pub type PrevoutsReq = (Vec<(NodeRow, RpcClient)>, Vec<TxOutRef>);
+/// The nodes to ask (in order), and the outputs one submission needs.
+pub type PrevoutsReq = (Vec<RpcClient>, Vec<TxOutRef>);
 
 /// One `gettxouts` (on the first node that answers) for many callers at once.
 #[derive(Debug)]
@@ -178,13 +177,13 @@ impl Batch for Prevouts {
 
 /// One `gettxouts` on the first node that answers.
 pub async fn fetch_prevouts(
-    nodes: &[(NodeRow, RpcClient)],
+    nodes: &[RpcClient],
     wanted: &[TxOutRef],
 ) -> Result<HashMap<OutPoint, TxOutInfo>, ()> {
     if wanted.is_empty() {
         return Ok(HashMap::new());
     }
-    for (_, client) in nodes {
+    for client in nodes {
         match client
             .get_tx_outs(wanted, &["scriptPubKeyLen", "value", "isStandard", "confirmations"], true)
             .await
@@ -209,13 +208,20 @@ pub async fn fetch_prevouts(
 pub struct SendError {
     /// The node could not be reached (as opposed to refusing the call).
     pub unreachable: bool,
+    /// Too many transactions wait for this node already; nothing was sent.
+    pub busy: bool,
     message: String,
 }
 
 impl SendError {
     /// The merging worker has stopped (only while the service shuts down).
     pub fn worker_gone() -> Self {
-        Self { unreachable: true, message: "the node sender has stopped".into() }
+        Self { unreachable: true, busy: false, message: "the node sender has stopped".into() }
+    }
+
+    /// The node's queue is full: nothing was sent (shed load).
+    pub fn busy() -> Self {
+        Self { unreachable: false, busy: true, message: "too many transactions wait for the node".into() }
     }
 
     /// See [`node_client::RpcError::is_unreachable`].
@@ -245,8 +251,11 @@ impl Batch for NodeSend {
     }
 
     async fn run(&self, reqs: Vec<Self::Req>) -> Vec<Self::Resp> {
-        let shared =
-            |e: node_client::RpcError| SendError { unreachable: e.is_unreachable(), message: e.to_string() };
+        let shared = |e: node_client::RpcError| SendError {
+            unreachable: e.is_unreachable(),
+            busy: false,
+            message: e.to_string(),
+        };
         match self.merged(&reqs).await {
             Ok(answers) => answers.into_iter().map(Ok).collect(),
             // The node refused the whole call: one caller's items must not fail the others.
@@ -304,18 +313,18 @@ pub struct SubmitIo {
 }
 
 impl SubmitIo {
-    /// Starts the workers (inside a tokio runtime).
-    pub fn start(db: &Db) -> Self {
+    /// Starts the workers (inside a tokio runtime); at most `capacity` transactions wait for each.
+    pub fn start(db: &Db, capacity: usize) -> Self {
         Self {
-            lookup: Coalescer::start(Lookup(db.clone()), PARALLEL, MAX_ITEMS),
-            insert: Coalescer::start(Insert(db.clone()), PARALLEL, MAX_ITEMS),
-            record: Coalescer::start(Record(db.clone()), PARALLEL, MAX_ITEMS),
-            prevouts: Coalescer::start(Prevouts, PARALLEL, MAX_ITEMS),
+            lookup: Coalescer::start(Lookup(db.clone()), PARALLEL, MAX_ITEMS, capacity),
+            insert: Coalescer::start(Insert(db.clone()), PARALLEL, MAX_ITEMS, capacity),
+            record: Coalescer::start(Record(db.clone()), PARALLEL, MAX_ITEMS, capacity),
+            prevouts: Coalescer::start(Prevouts, PARALLEL, MAX_ITEMS, capacity),
         }
     }
 
-    /// A node's merged sender.
-    pub fn sender(client: RpcClient) -> Coalescer<NodeSend> {
-        Coalescer::start(NodeSend(client), PARALLEL, MAX_ITEMS)
+    /// A node's merged sender; at most `capacity` transactions wait for it.
+    pub fn sender(client: RpcClient, capacity: usize) -> Coalescer<NodeSend> {
+        Coalescer::start(NodeSend(client), PARALLEL, MAX_ITEMS, capacity)
     }
 }

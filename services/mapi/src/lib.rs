@@ -5,11 +5,12 @@ pub mod batching;
 pub mod cache;
 pub mod coalesce;
 pub mod consolidation;
+pub mod envelopes;
 pub mod fees;
 pub mod mempool_checker;
 pub mod metrics;
 pub mod nodes;
-pub mod public;
+pub mod quote_http;
 pub mod quotes;
 mod schema;
 pub mod settings;
@@ -27,6 +28,7 @@ use bsv_primitives::PrivateKey;
 use db_kit::{Db, embed_migrations};
 use diesel_migrations::EmbeddedMigrations;
 use secrecy::ExposeSecret;
+use service_kit::server::Workers;
 use service_kit::{InternalCredential, Kit, Metrics, Readiness, base_app};
 
 use crate::settings::MapiSettings;
@@ -70,7 +72,8 @@ pub use service_kit::StartError;
 pub struct Application {
     server: actix_web::dev::Server,
     port: u16,
-    shutdown: tokio_util::sync::CancellationToken,
+    workers: Workers,
+    grace: std::time::Duration,
 }
 
 impl std::fmt::Debug for Application {
@@ -108,12 +111,13 @@ impl Application {
             credential: InternalCredential::new(settings.common.internal_token.clone()),
         };
         let grace = settings.common.shutdown_grace_secs;
-        let io = batching::SubmitIo::start(&db);
+        let queue_capacity = settings.submit_queue_capacity;
+        let io = batching::SubmitIo::start(&db, queue_capacity);
         let state = web::Data::new(AppState {
             db,
             settings,
             signer,
-            node_clients: nodes::NodeClients::default(),
+            node_clients: nodes::NodeClients::new(queue_capacity),
             metrics: mapi_metrics,
             network_info: nodes::NetworkInfoCache::default(),
             node_list: cache::TtlCache::default(),
@@ -121,15 +125,15 @@ impl Application {
             io,
         });
         let port = listener.local_addr()?.port();
-        let shutdown = tokio_util::sync::CancellationToken::new();
+        let workers = Workers::new();
         if !state.settings.mempool_checker_disabled {
-            tokio::spawn(mempool_checker::run(state.clone(), shutdown.clone()));
+            workers.spawn("mempool checker", mempool_checker::run(state.clone(), workers.shutdown_token()));
         }
         let server = HttpServer::new(move || {
             base_app(kit.clone())
                 .app_data(state.clone())
-                .route("/mapi/feeQuote", web::get().to(public::fee_quote))
-                .route("/mapi/policyQuote", web::get().to(public::policy_quote))
+                .route("/mapi/feeQuote", web::get().to(quote_http::fee_quote))
+                .route("/mapi/policyQuote", web::get().to(quote_http::policy_quote))
                 .route("/mapi/tx/{txid}", web::get().to(status::get_status))
                 .route("/mapi/txouts", web::post().to(txouts::txouts))
                 .service(
@@ -144,10 +148,11 @@ impl Application {
                 )
                 .configure(admin_routes)
         })
+        .disable_signals()
         .shutdown_timeout(grace)
         .listen(listener)?
         .run();
-        Ok(Self { server, port, shutdown })
+        Ok(Self { server, port, workers, grace: std::time::Duration::from_secs(grace) })
     }
 
     /// The bound port.
@@ -155,11 +160,10 @@ impl Application {
         self.port
     }
 
-    /// Serves until a shutdown signal, then stops the background workers.
+    /// Serves until a shutdown signal, then stops the background workers and drains requests,
+    /// within the grace period.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        let result = self.server.await;
-        self.shutdown.cancel();
-        result
+        service_kit::server::serve_until_signal(self.server, self.workers, self.grace).await
     }
 }
 

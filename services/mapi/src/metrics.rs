@@ -1,6 +1,6 @@
 //! mAPI's Prometheus metrics, with the reference's names so existing dashboards keep working.
 
-use prometheus::{Gauge, Histogram, HistogramOpts, IntCounter, Registry};
+use prometheus::{Gauge, Histogram, HistogramOpts, IntCounter, IntGauge, Registry};
 use service_kit::metrics::MetricsError;
 
 /// Every mAPI metric. Cheap to clone (the handles are shared).
@@ -42,6 +42,8 @@ pub struct MapiMetrics {
     pub mempool_tx_missing: IntCounter,
     /// Mempool checker: transactions given up after the missing-inputs limit.
     pub mempool_tx_missing_inputs_max: IntCounter,
+    /// 1 while this replica holds the mempool checker's lock (runs it), 0 while it stands by.
+    pub mempool_checker_active: IntGauge,
 }
 
 fn counter(registry: &Registry, name: &str, help: &str) -> Result<IntCounter, MetricsError> {
@@ -61,6 +63,11 @@ impl MapiMetrics {
     pub fn new(registry: &Registry) -> Result<Self, MetricsError> {
         let any = Gauge::new("merchantapi_mapi_any_bitcoind_responding", "1 if any bitcoind is responding")?;
         registry.register(Box::new(any.clone()))?;
+        let active = IntGauge::new(
+            "mapi_mempool_checker_active",
+            "1 while this replica runs the mempool checker (holds its lock), 0 while it stands by",
+        )?;
+        registry.register(Box::new(active.clone()))?;
         Ok(Self {
             requests: counter(
                 registry,
@@ -148,6 +155,7 @@ impl MapiMetrics {
                 "merchantapi_mempoolchecker_tx_missing_inputs_max_counter",
                 "transactions that reached the missing-inputs retry limit",
             )?,
+            mempool_checker_active: active,
         })
     }
 }

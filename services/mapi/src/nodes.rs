@@ -12,9 +12,11 @@ use db_kit::{Db, DbError};
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 use node_client::{RpcClient, RpcConfig, RpcError};
+use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use service_kit::internal::TrustedCaller;
 use service_kit::{ApiError, ErrorKind};
+use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
 use crate::AppState;
@@ -26,7 +28,8 @@ pub const MIN_NODE_VERSION: u64 = 101_001_000;
 /// ZMQ topics a node must publish.
 pub const REQUIRED_ZMQ: [&str; 3] = ["pubhashblock", "pubdiscardedfrommempool", "pubinvalidtx"];
 
-/// A stored node.
+/// A stored node. The password stays in its secret type from the database to the RPC client, so
+/// no `Debug` output or log line can show it.
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = nodes)]
 pub struct NodeRow {
@@ -38,8 +41,9 @@ pub struct NodeRow {
     pub port: i32,
     /// RPC user.
     pub username: String,
-    /// RPC password (never returned by any API).
-    pub password: String,
+    /// RPC password (never returned by any API, never printed).
+    #[diesel(deserialize_as = String)]
+    pub password: SecretString,
     /// Free text.
     pub remarks: Option<String>,
     /// ZMQ endpoint override.
@@ -90,14 +94,24 @@ impl From<&NodeRow> for NodeView {
 /// A node's client and its merged `sendrawtransactions`.
 type NodeHandles = (RpcClient, Coalescer<crate::batching::NodeSend>);
 
-/// RPC clients per node, reused across requests (each holds a connection pool), with each node's
-/// merged sender.
-#[derive(Debug, Default)]
+/// Per node (`host`, `port`): a digest of the credentials its handles were built with, and them.
+type HandlesByNode = HashMap<(String, i32), ([u8; 32], NodeHandles)>;
+
+/// RPC clients per node (`host`, `port`), reused across requests (each holds a connection pool),
+/// with each node's merged sender and a digest of the credentials they were built with (a changed
+/// password rebuilds them; the password itself is not kept here).
+#[derive(Debug)]
 pub struct NodeClients {
-    clients: Mutex<HashMap<(String, i32, String, String), NodeHandles>>,
+    clients: Mutex<HandlesByNode>,
+    queue_capacity: usize,
 }
 
 impl NodeClients {
+    /// No clients yet; each node's merged sender lets at most `queue_capacity` transactions wait.
+    pub fn new(queue_capacity: usize) -> Self {
+        Self { clients: Mutex::default(), queue_capacity }
+    }
+
     /// The client of a node (built on first use, rebuilt when its credentials change).
     pub fn client(&self, node: &NodeRow, timeout: Duration) -> Result<RpcClient, RpcError> {
         self.handles(node, timeout).map(|h| h.0)
@@ -113,29 +127,41 @@ impl NodeClients {
     }
 
     fn handles(&self, node: &NodeRow, timeout: Duration) -> Result<NodeHandles, RpcError> {
-        let key = (node.host.clone(), node.port, node.username.clone(), node.password.clone());
+        let credentials = credentials_digest(&node.username, &node.password);
+        let key = (node.host.clone(), node.port);
         let mut clients = self.clients.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(c) = clients.get(&key) {
-            return Ok(c.clone());
+        if let Some((digest, handles)) = clients.get(&key)
+            && *digest == credentials
+        {
+            return Ok(handles.clone());
         }
         let client = build_client(&node.host, node.port, &node.username, &node.password, timeout)?;
-        let handles = (client.clone(), crate::batching::SubmitIo::sender(client));
-        clients.retain(|(h, p, _, _), _| !(h == &node.host && *p == node.port));
-        clients.insert(key, handles.clone());
+        let handles = (client.clone(), crate::batching::SubmitIo::sender(client, self.queue_capacity));
+        clients.insert(key, (credentials, handles.clone()));
         Ok(handles)
     }
+}
+
+/// What tells two sets of credentials apart without keeping them.
+fn credentials_digest(user: &str, password: &SecretString) -> [u8; 32] {
+    Sha256::new()
+        .chain_update(user.as_bytes())
+        .chain_update([0])
+        .chain_update(password.expose_secret().as_bytes())
+        .finalize()
+        .into()
 }
 
 fn build_client(
     host: &str,
     port: i32,
     user: &str,
-    password: &str,
+    password: &SecretString,
     timeout: Duration,
 ) -> Result<RpcClient, RpcError> {
     let url =
         url::Url::parse(&format!("http://{host}:{port}")).map_err(|e| RpcError::Decode(e.to_string()))?;
-    let mut config = RpcConfig::new(url, user, secrecy::SecretString::from(password.to_owned()));
+    let mut config = RpcConfig::new(url, user, password.clone());
     config.timeout = timeout;
     RpcClient::new(config)
 }
@@ -221,9 +247,9 @@ pub struct NodeInput {
     /// RPC user.
     #[serde(default)]
     pub username: Option<String>,
-    /// RPC password.
+    /// RPC password (never printed).
     #[serde(default)]
-    pub password: Option<String>,
+    pub password: Option<SecretString>,
     /// Free text.
     #[serde(default)]
     pub remarks: Option<String>,
@@ -246,12 +272,13 @@ fn parse_id(id: &str) -> Result<(String, i32), ApiError> {
     Ok((host.to_ascii_lowercase(), port))
 }
 
-/// Checks that a node answers, is recent enough and publishes the ZMQ topics mAPI needs.
+/// Checks that a node answers, is recent enough, keeps a transaction index and publishes the ZMQ
+/// topics mAPI needs.
 async fn check_node(
     host: &str,
     port: i32,
     user: &str,
-    password: &str,
+    password: &SecretString,
     zmq: Option<&str>,
     timeout: Duration,
 ) -> Result<(), ApiError> {
@@ -264,6 +291,19 @@ async fn check_node(
             "The node was not added. Node version {} is older than the minimum 1.0.10.",
             info.version
         )));
+    }
+    // mAPI finds mined transactions with `getrawtransaction`, which without an index finds one
+    // only while an output of it is unspent.
+    let indexed = client.has_txindex().await.map_err(|e| match e {
+        RpcError::Rpc { .. } => ApiError::bad_request(
+            "The node was not added. It does not list its parameters (dumpparameters), so mAPI cannot check that it runs with -txindex=1.",
+        ),
+        _ => unable(),
+    })?;
+    if !indexed {
+        return Err(ApiError::bad_request(
+            "The node was not added. It must run with -txindex=1 (mAPI looks up mined transactions with getrawtransaction).",
+        ));
     }
     let active = client.active_zmq_notifications().await.map_err(|_| unable())?;
     for topic in REQUIRED_ZMQ {
@@ -310,7 +350,7 @@ pub async fn create(
         .username
         .filter(|u| !u.is_empty())
         .ok_or_else(|| ApiError::bad_request("Username: is required"))?;
-    let password = input.password.unwrap_or_default();
+    let password = input.password.unwrap_or_else(|| SecretString::from(String::new()));
     let existing = all(&state.db).await?;
     if existing.iter().any(|n| n.host == host && n.port == port) {
         return Err(ApiError::new(ErrorKind::Conflict, format!("Node '{host}:{port}' already exists")));
@@ -331,7 +371,7 @@ pub async fn create(
             nodes::host.eq(&host),
             nodes::port.eq(port),
             nodes::username.eq(&username),
-            nodes::password.eq(&password),
+            nodes::password.eq(password.expose_secret()),
             nodes::remarks.eq(&input.remarks),
             nodes::zmq_notifications_endpoint.eq(&input.zmq_notifications_endpoint),
         ))
@@ -389,7 +429,7 @@ pub async fn update(
         .username
         .filter(|u| !u.is_empty())
         .ok_or_else(|| ApiError::bad_request("Username: is required"))?;
-    let password = input.password.unwrap_or_default();
+    let password = input.password.unwrap_or_else(|| SecretString::from(String::new()));
     let timeout = Duration::from_millis(state.settings.node_rpc_timeout_ms.min(10_000));
     check_node(
         &node.host,
@@ -404,7 +444,7 @@ pub async fn update(
     diesel::update(nodes::table.find(node.node_id))
         .set((
             nodes::username.eq(&username),
-            nodes::password.eq(&password),
+            nodes::password.eq(password.expose_secret()),
             nodes::remarks.eq(&input.remarks),
             nodes::zmq_notifications_endpoint.eq(&input.zmq_notifications_endpoint),
         ))
@@ -433,6 +473,36 @@ pub async fn delete(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn debug_output_holds_no_password() {
+        let secret = "node-rpc-password-42";
+        let row = NodeRow {
+            node_id: 1,
+            host: "127.0.0.1".into(),
+            port: 18332,
+            username: "u".into(),
+            password: SecretString::from(secret.to_owned()),
+            remarks: None,
+            zmq_notifications_endpoint: None,
+            node_status: 600,
+            last_error: None,
+            last_error_at: None,
+        };
+        let input: NodeInput =
+            serde_json::from_value(serde_json::json!({"id": "h:1", "username": "u", "password": secret}))
+                .unwrap();
+        let clients = NodeClients::new(10);
+        let client = clients.client(&row, Duration::from_secs(1)).unwrap();
+        // The Basic credentials the client sends: base64 of "u:node-rpc-password-42".
+        let basic = "dTpub2RlLXJwYy1wYXNzd29yZC00Mg";
+        for printed in
+            [format!("{row:?}"), format!("{input:?}"), format!("{clients:?}"), format!("{client:?}")]
+        {
+            assert!(!printed.contains(secret), "{printed}");
+            assert!(!printed.contains(basic), "the Basic credentials: {printed}");
+        }
+    }
 
     #[test]
     fn ids_are_host_and_numeric_port() {

@@ -16,6 +16,8 @@
 //! | `mempool_checker_interval_sec` | `MEMPOOL_CHECKER_INTERVAL_SEC` | 60 |
 //! | `mempool_checker_unsuccessful_interval_sec` | `MEMPOOL_CHECKER_UNSUCCESSFUL_INTERVAL_SEC` | 10 |
 //! | `mempool_checker_missing_inputs_retries` | `MEMPOOL_CHECKER_MISSING_INPUTS_RETRIES` | 5 |
+//! | `max_txs_per_request` | `MAX_TXS_PER_REQUEST` | 10000 (transactions in one `POST /mapi/txs`; 413 beyond) |
+//! | `submit_queue_capacity` | `SUBMIT_QUEUE_CAPACITY` | 50000 (transactions that may wait for each merged database or node call; 503 with `Retry-After` beyond) |
 //!
 //! plus the common settings of `service_kit::settings` (`DATABASE_URL`, `INTERNAL_TOKEN`, ...).
 
@@ -61,6 +63,10 @@ pub struct MapiSettings {
     pub mempool_checker_unsuccessful_interval_sec: u64,
     /// Rounds a transaction may fail with missing inputs before it is given up.
     pub mempool_checker_missing_inputs_retries: u32,
+    /// Most transactions in one `POST /mapi/txs`.
+    pub max_txs_per_request: usize,
+    /// Most transactions waiting for each merged database or node call.
+    pub submit_queue_capacity: usize,
 }
 
 impl MapiSettings {
@@ -88,6 +94,8 @@ mempool_checker_disabled = false
 mempool_checker_interval_sec = 60
 mempool_checker_unsuccessful_interval_sec = 10
 mempool_checker_missing_inputs_retries = 5
+max_txs_per_request = 10000
+submit_queue_capacity = 50000
 "#;
     const ENV: &'static [EnvVar] = &[
         env("WIF_PRIVATEKEY", "wif_private_key"),
@@ -104,6 +112,8 @@ mempool_checker_missing_inputs_retries = 5
         env("MEMPOOL_CHECKER_INTERVAL_SEC", "mempool_checker_interval_sec"),
         env("MEMPOOL_CHECKER_UNSUCCESSFUL_INTERVAL_SEC", "mempool_checker_unsuccessful_interval_sec"),
         env("MEMPOOL_CHECKER_MISSING_INPUTS_RETRIES", "mempool_checker_missing_inputs_retries"),
+        env("MAX_TXS_PER_REQUEST", "max_txs_per_request"),
+        env("SUBMIT_QUEUE_CAPACITY", "submit_queue_capacity"),
     ];
 
     fn common(&self) -> &CommonSettings {
@@ -151,6 +161,12 @@ mempool_checker_missing_inputs_retries = 5
         }
         if self.node_rpc_timeout_ms == 0 {
             return Err(SettingsError::invalid(Self::ENV, "node_rpc_timeout_ms", "must be positive"));
+        }
+        if self.max_txs_per_request == 0 {
+            return Err(SettingsError::invalid(Self::ENV, "max_txs_per_request", "must be positive"));
+        }
+        if self.submit_queue_capacity == 0 {
+            return Err(SettingsError::invalid(Self::ENV, "submit_queue_capacity", "must be positive"));
         }
         Ok(())
     }

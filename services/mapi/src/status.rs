@@ -13,7 +13,7 @@ use service_kit::ApiError;
 use wire_model::MapiTimestamp;
 use wire_model::mapi::{API_VERSION, MerkleProofPayload, ReturnResult, TxStatusPayload};
 
-use crate::{AppState, nodes, public};
+use crate::{AppState, envelopes, nodes};
 
 /// Query of the status endpoint.
 #[derive(Debug, Deserialize)]
@@ -60,7 +60,7 @@ pub async fn get_status(
         Some(v) => return Err(ApiError::bad_request(format!("merkleProof: '{v}' is not a boolean"))),
     };
     let nodes = nodes::clients(&state).await?;
-    let miner_id = public::miner_id(&state).await?;
+    let miner_id = envelopes::miner_id(&state).await?;
     let answers =
         futures_util::future::join_all(nodes.iter().map(|(_, c)| c.get_raw_transaction_info(&txid))).await;
     let mut found: Vec<RawTransactionInfo> = Vec::new();
@@ -78,12 +78,12 @@ pub async fn get_status(
     let distinct: HashMap<_, _> = found.iter().map(|f| (fingerprint(f), ())).collect();
     if distinct.len() > 1 || (!found.is_empty() && !rpc_errors.is_empty()) {
         let p = payload(&miner_id, txid, ReturnResult::Failure, Some("Mixed results".into()));
-        return public::envelope(&state, &miner_id, &p).await;
+        return envelopes::envelope(&state, &miner_id, &p).await;
     }
     let Some(info) = found.into_iter().next() else {
         let message = rpc_errors.into_iter().next().unwrap_or_default();
         let p = payload(&miner_id, txid, ReturnResult::Failure, Some(message));
-        return public::envelope(&state, &miner_id, &p).await;
+        return envelopes::envelope(&state, &miner_id, &p).await;
     };
     let mut p = payload(&miner_id, txid, ReturnResult::Success, None);
     if let Some(block) = info.blockhash {
@@ -97,7 +97,7 @@ pub async fn get_status(
             p.merkle_proof = Some(merkle_proof(&nodes, &block, &txid, query.merkle_format.as_deref()).await?);
         }
     }
-    public::envelope(&state, &miner_id, &p).await
+    envelopes::envelope(&state, &miner_id, &p).await
 }
 
 /// The proof from the first node that gives one that checks out against the header.

@@ -14,6 +14,7 @@ use wire_model::mapi::{ConflictedTx, ReturnResult, TxResult};
 use wire_model::{CallbackEncryption, CallbackUrl};
 
 use crate::batching::{Outcome, SendError};
+use crate::coalesce::Refused;
 use crate::consolidation::{Params, PrevoutFacts, is_consolidation};
 use crate::fees::{self, FeeVerdict};
 use crate::quotes::{self, Quote};
@@ -299,9 +300,10 @@ pub async fn submit(
     let timed_prevouts = async {
         let timer = m.gettxouts_duration.start_timer();
         let prevouts = if wanted.is_empty() {
-            Ok(HashMap::new())
+            Ok(Ok(HashMap::new()))
         } else {
-            state.io.prevouts.call((nodes.clone(), wanted.clone())).await.unwrap_or(Err(()))
+            let clients = nodes.iter().map(|(_, c)| c.clone()).collect();
+            state.io.prevouts.call((clients, wanted.clone())).await
         };
         timer.observe_duration();
         prevouts
@@ -310,10 +312,10 @@ pub async fn submit(
         if txids.is_empty() {
             return Ok(HashMap::new());
         }
-        state.io.lookup.call(txids.clone()).await.unwrap_or_else(|| Err(shutting_down()))
+        state.io.lookup.call(txids.clone()).await.map_err(refused)?
     };
     let (stored, prevouts) = tokio::join!(lookup, timed_prevouts);
-    let stored = stored?;
+    let (stored, prevouts) = (stored?, prevouts.map_err(refused)?);
 
     // 3. Already stored?
     let mut candidates: Vec<(usize, Txid, Transaction, SubmitOptions)> = Vec::new();
@@ -331,7 +333,7 @@ pub async fn submit(
                 ));
                 continue;
             }
-            if s.tx_status >= 0 && !state.settings.resubmit_known_transactions {
+            if txstore::is_settled(s.tx_status) && !state.settings.resubmit_known_transactions {
                 let warnings = if options.ds_check { dsnt_warning_of_raw(&raw) } else { Vec::new() };
                 pre.push((index, success(txid, "Already known", warnings)));
                 continue;
@@ -475,7 +477,7 @@ pub async fn submit(
         })
         .collect();
     if !rows.is_empty() {
-        state.io.insert.call(rows).await.unwrap_or_else(|| Err(shutting_down()))?;
+        state.io.insert.call(rows).await.map_err(refused)??;
     }
 
     // 6. One call per node, all nodes at once; merge per transaction, best answer wins.
@@ -502,7 +504,13 @@ pub async fn submit(
         let txids: Vec<Txid> = to_send.iter().map(|s| s.txid).collect();
         let answers = futures_util::future::join_all(senders.iter().map(|sender| {
             let req = (txids.clone(), batch.clone());
-            async move { sender.call(req).await.unwrap_or_else(|| Err(SendError::worker_gone())) }
+            async move {
+                match sender.call(req).await {
+                    Ok(answer) => answer,
+                    Err(Refused::Full) => Err(SendError::busy()),
+                    Err(Refused::Stopped) => Err(SendError::worker_gone()),
+                }
+            }
         }))
         .await;
         timer.observe_duration();
@@ -511,6 +519,9 @@ pub async fn submit(
         let any_answered = answers.iter().any(|a| !matches!(a, Err(e) if e.is_unreachable()));
         m.any_bitcoind_responding.set(if any_answered { 1.0 } else { 0.0 });
         if answered.is_empty() {
+            if answers.iter().all(|a| matches!(a, Err(e) if e.busy)) {
+                return Err(refused(Refused::Full));
+            }
             m.tx_submit_exception.inc_by(batch.len() as u64);
             let unreachable = answers.iter().all(|a| matches!(a, Err(e) if e.is_unreachable()));
             if unreachable {
@@ -565,7 +576,7 @@ pub async fn submit(
         m.tx_accepted_by_node.inc_by(accepted.len() as u64);
         m.tx_rejected_by_node.inc_by(rejected.len() as u64);
         let outcome = Outcome { accepted, rejected, authenticated: identity.is_some() };
-        state.io.record.call(outcome).await.unwrap_or_else(|| Err(shutting_down()))?;
+        state.io.record.call(outcome).await.map_err(refused)??;
     }
 
     // 7. The reference's order: pre-submit results in request order, then node results
@@ -597,9 +608,13 @@ fn dsnt_warning_of_raw(raw: &[u8]) -> Vec<String> {
     }
 }
 
-/// The answer when a merging worker has stopped (only while the service shuts down).
-fn shutting_down() -> ApiError {
-    ApiError::unavailable("The service is shutting down.")
+/// The answer when a merged operation refused a call: its queue is full (shed load: retry in a
+/// second), or its worker has stopped (only while the service shuts down).
+fn refused(r: Refused) -> ApiError {
+    match r {
+        Refused::Full => ApiError::unavailable("The service is busy, retry later.").with_retry_after(1),
+        Refused::Stopped => ApiError::unavailable("The service is shutting down."),
+    }
 }
 
 /// True when some node has the transaction in a block.

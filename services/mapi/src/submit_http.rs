@@ -11,7 +11,7 @@ use wire_model::MapiTimestamp;
 use wire_model::mapi::{API_VERSION, SubmitTxPayload, SubmitTxRequest, SubmitTxsPayload};
 
 use crate::submit::{SubmitItem, SubmitOptions, submit};
-use crate::{AppState, nodes, public};
+use crate::{AppState, envelopes, nodes};
 
 enum Body {
     Json,
@@ -104,7 +104,7 @@ pub async fn submit_tx(
     };
     let (best, outcome) = tokio::join!(nodes::best_block(&state), submit(&state, &caller, vec![item]));
     let ((hash, height), outcome) = (best?, outcome?);
-    let miner_id = public::miner_id(&state).await?;
+    let miner_id = envelopes::miner_id(&state).await?;
     let r =
         outcome.results.into_iter().next().ok_or_else(|| ApiError::new(ErrorKind::Internal, "no result"))?;
     let payload = SubmitTxPayload {
@@ -121,7 +121,7 @@ pub async fn submit_tx(
         failure_retryable: r.failure_retryable,
         conflicted_with: r.conflicted_with,
     };
-    public::envelope(&state, &miner_id, &payload).await
+    envelopes::envelope(&state, &miner_id, &payload).await
 }
 
 /// `POST /mapi/txs`.
@@ -132,9 +132,19 @@ pub async fn submit_txs(
     caller: TrustedCaller,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let items = match body_kind(&req)? {
+    let max = state.settings.max_txs_per_request;
+    let too_many = || {
+        ApiError::new(
+            ErrorKind::PayloadTooLarge,
+            format!("A request may carry at most {max} transactions (MAX_TXS_PER_REQUEST)."),
+        )
+    };
+    let items: Vec<SubmitItem> = match body_kind(&req)? {
         Body::Json => {
             let list: Vec<SubmitTxRequest> = parse_json(&body)?;
+            if list.len() > max {
+                return Err(too_many());
+            }
             let defaults = query_options(&query, "default")?;
             list.into_iter().map(|r| json_item(r, &defaults)).collect()
         }
@@ -145,6 +155,7 @@ pub async fn submit_txs(
             loop {
                 let start = body.len() - stream.len();
                 match Transaction::read_from(&mut stream, &ParseLimits::default()) {
+                    Ok(Some(_)) if items.len() == max => return Err(too_many()),
                     Ok(Some(_)) => {
                         let end = body.len() - stream.len();
                         items.push(SubmitItem {
@@ -167,7 +178,7 @@ pub async fn submit_txs(
     }
     let (best, outcome) = tokio::join!(nodes::best_block(&state), submit(&state, &caller, items));
     let ((hash, height), outcome) = (best?, outcome?);
-    let miner_id = public::miner_id(&state).await?;
+    let miner_id = envelopes::miner_id(&state).await?;
     let payload = SubmitTxsPayload {
         api_version: API_VERSION.to_owned(),
         timestamp: MapiTimestamp::now(),
@@ -178,5 +189,5 @@ pub async fn submit_txs(
         txs: outcome.results,
         failure_count: outcome.failure_count,
     };
-    public::envelope(&state, &miner_id, &payload).await
+    envelopes::envelope(&state, &miner_id, &payload).await
 }

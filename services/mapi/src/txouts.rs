@@ -7,7 +7,7 @@ use service_kit::ApiError;
 use wire_model::MapiTimestamp;
 use wire_model::mapi::{API_VERSION, ConflictedTx, ReturnResult, TxOutEntry, TxOutRequest, TxOutsPayload};
 
-use crate::{AppState, nodes, public};
+use crate::{AppState, envelopes, nodes};
 
 fn entry(info: &TxOutInfo, fields: &[String]) -> TxOutEntry {
     if info.error.is_some() {
@@ -93,7 +93,7 @@ pub async fn txouts(
     if ok.is_empty() && rpc_errors.is_empty() {
         return Err(ApiError::unavailable("Failed to connect to node(s)."));
     }
-    let miner_id = public::miner_id(&state).await?;
+    let miner_id = envelopes::miner_id(&state).await?;
     let mut payload = TxOutsPayload {
         api_version: API_VERSION.to_owned(),
         timestamp: MapiTimestamp::now(),
@@ -105,14 +105,14 @@ pub async fn txouts(
     let Some(first) = ok.first() else {
         payload.return_result = ReturnResult::Failure;
         payload.result_description = rpc_errors.into_iter().next();
-        return public::envelope(&state, &miner_id, &payload).await;
+        return envelopes::envelope(&state, &miner_id, &payload).await;
     };
     let mixed = ok.iter().any(|other| other.iter().zip(first).any(|(a, b)| a.error != b.error));
     if mixed {
         payload.return_result = ReturnResult::Failure;
         payload.result_description = Some("Mixed results".to_owned());
-        return public::envelope(&state, &miner_id, &payload).await;
+        return envelopes::envelope(&state, &miner_id, &payload).await;
     }
     payload.txouts = first.iter().map(|info| entry(info, &fields)).collect();
-    public::envelope(&state, &miner_id, &payload).await
+    envelopes::envelope(&state, &miner_id, &payload).await
 }

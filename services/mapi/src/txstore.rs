@@ -15,8 +15,19 @@ use crate::schema::txs;
 pub const STATUS_NODE_REJECTED: i16 = -2;
 /// Stored, being sent.
 pub const STATUS_SENT_TO_NODE: i16 = -1;
+/// Old or mined ("unknown old tx" in the reference).
+pub const STATUS_MINED: i16 = 0;
 /// Accepted by a node.
 pub const STATUS_ACCEPTED: i16 = 1;
+/// Given up by the mempool checker after too many missing-inputs rounds: not in any mempool.
+pub const STATUS_MISSING_INPUTS_MAX: i16 = 2;
+
+/// True for the statuses a repeated submission answers "Already known" without asking a node:
+/// the transaction is in a mempool or a block. (A row given up for missing inputs is not: a node
+/// is asked again, and its answer is the client's.)
+pub fn is_settled(status: i16) -> bool {
+    status == STATUS_MINED || status == STATUS_ACCEPTED
+}
 
 /// What is stored of a transaction that matters for a repeated submission.
 #[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable)]
@@ -129,9 +140,9 @@ pub async fn insert_sending<R: std::borrow::Borrow<NewTx>>(db: &Db, rows: &[R]) 
 /// longer than its grace period and sends them again, so the outcome is recovered, not the
 /// transaction lost. Skipping the second flush takes about one disk sync off every submission.
 ///
-/// Accepted (or already known): status 1 unless already >= 0. Rejected by every node: kept as
-/// rejected (`keep`, authenticated callers), or removed (`remove`, anonymous ones), as the
-/// reference does.
+/// Accepted (or already known): status 1, unless mined or accepted already. Rejected by every
+/// node: kept as rejected (`keep`, authenticated callers), or removed (`remove`, anonymous ones),
+/// as the reference does.
 pub async fn record_outcome(
     db: &Db,
     accepted: &[Txid],
@@ -150,7 +161,7 @@ pub async fn record_outcome(
     diesel::sql_query(
         "WITH s AS (SELECT set_config('synchronous_commit', 'off', true) AS v), \
               a AS (UPDATE txs SET tx_status = $3, submitted_at = $4 FROM s \
-                    WHERE txid = ANY($1) AND tx_status < 0 RETURNING 1), \
+                    WHERE txid = ANY($1) AND (tx_status < 0 OR tx_status = $8) RETURNING 1), \
               r AS (UPDATE txs SET tx_status = $5 FROM s \
                     WHERE txid = ANY($2) AND tx_status = $6 RETURNING 1), \
               d AS (DELETE FROM txs USING s \
@@ -164,6 +175,7 @@ pub async fn record_outcome(
     .bind::<SmallInt, _>(STATUS_NODE_REJECTED)
     .bind::<SmallInt, _>(STATUS_SENT_TO_NODE)
     .bind::<Array<Bytea>, _>(keys(remove))
+    .bind::<SmallInt, _>(STATUS_MISSING_INPUTS_MAX)
     .execute(&mut conn)
     .await?;
     Ok(())

@@ -4,7 +4,7 @@
 //! own channels; another account's channel does not exist for it (404).
 
 use actix_web::HttpRequest;
-use actix_web::http::header::AUTHORIZATION;
+use service_kit::Bearer;
 use service_kit::internal::TrustedCaller;
 
 use crate::AppState;
@@ -31,21 +31,11 @@ pub struct Access {
     pub token: TokenRow,
 }
 
-/// The bearer token of `Authorization`, if the header is a Bearer one.
-pub fn bearer(req: &HttpRequest) -> Option<&str> {
-    req.headers()
-        .get(AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim)
-        .filter(|t| !t.is_empty())
-}
-
 /// The account the gateway vouched for; 400 without a Bearer header, else 401.
 pub fn account(req: &HttpRequest, caller: &TrustedCaller) -> Result<i64, ChannelError> {
     match caller.account {
         Some(a) => Ok(a),
-        None if bearer(req).is_none() => Err(ChannelError::NoBearer),
+        None if Bearer::of(req).token().is_none() => Err(ChannelError::NoBearer),
         None => Err(ChannelError::Unauthorized),
     }
 }

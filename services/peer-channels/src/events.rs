@@ -6,19 +6,14 @@
 //! whenever it may have missed something (it fell behind the fan-out, or the listener reconnected)
 //! it reads the missed messages from the database.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::sync::{Arc, OnceLock};
 
-use db_kit::Db;
-use diesel_async::RunQueryDsl;
-use futures_util::StreamExt;
+use db_kit::listener::{Listener, Notice};
+use db_kit::{Db, DbError};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
-
-use crate::store::NOTIFY_CHANNEL;
 
 /// A committed message, as every replica learns of it.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -64,19 +59,19 @@ pub enum Event {
 #[derive(Debug, Clone)]
 pub struct Hub {
     sender: broadcast::Sender<Arc<Event>>,
-    /// Whether the `LISTEN` connection is up (readiness reports it).
-    listening: Arc<AtomicBool>,
+    /// The `LISTEN` connection, once started (readiness reports whether it is up).
+    listener: Arc<OnceLock<Listener>>,
 }
 
 impl Hub {
     /// A hub whose slowest subscriber may fall `capacity` events behind before it must resync.
     pub fn new(capacity: usize) -> Self {
-        Self { sender: broadcast::channel(capacity).0, listening: Arc::new(AtomicBool::new(false)) }
+        Self { sender: broadcast::channel(capacity).0, listener: Arc::new(OnceLock::new()) }
     }
 
     /// Whether this replica currently receives other replicas' events.
     pub fn is_listening(&self) -> bool {
-        AtomicBool::load(&self.listening, Ordering::SeqCst)
+        self.listener.get().is_some_and(Listener::is_up)
     }
 
     /// A new subscription; subscribe before reading the backlog so nothing falls in between.
@@ -93,60 +88,36 @@ impl Hub {
 /// `application_name` of each replica's listening connection.
 pub const LISTENER_NAME: &str = "peer-channels-listener";
 
-/// Listens on a dedicated connection until `cancel`, reconnecting after failures (and telling the
-/// sockets to resync, as events may have been missed meanwhile).
-pub async fn listen(db: Db, hub: Hub, cancel: CancellationToken) {
-    let mut first = true;
-    loop {
-        let outcome = listen_once(&db, &hub, &cancel, &mut first).await;
-        hub.listening.store(false, Ordering::SeqCst);
-        match outcome {
-            Ok(()) => return,
-            Err(e) => tracing::warn!(error = %e, "notification listener lost its connection; reconnecting"),
-        }
-        tokio::select! {
-            _ = cancel.cancelled() => return,
-            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-        }
-    }
+/// PostgreSQL `NOTIFY` channel every replica listens on.
+pub const NOTIFY_CHANNEL: &str = "peer_channel_events";
+
+/// Publishes an event to every replica (delivered when the surrounding transaction commits).
+pub async fn notify(conn: &mut diesel_async::AsyncPgConnection, event: &Event) -> Result<(), DbError> {
+    let payload = serde_json::to_string(event)
+        .map_err(|e| DbError::Query(diesel::result::Error::SerializationError(Box::new(e))))?;
+    db_kit::listener::notify(conn, NOTIFY_CHANNEL, &payload).await
 }
 
-async fn listen_once(
-    db: &Db,
-    hub: &Hub,
-    cancel: &CancellationToken,
-    first: &mut bool,
-) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-    let mut conn = db.dedicated().await?;
-    // Named, so an operator sees it in `pg_stat_activity`.
-    diesel::sql_query(format!("SET application_name = '{LISTENER_NAME}'")).execute(&mut conn).await?;
-    diesel::sql_query(format!("LISTEN {NOTIFY_CHANNEL}")).execute(&mut conn).await?;
-    hub.listening.store(true, Ordering::SeqCst);
-    if !std::mem::take(first) {
-        hub.publish(Event::Resync);
-    }
-    loop {
-        // The stream borrows the connection; it is dropped every few seconds to check the
-        // connection with a query (notifications wait in the connection's buffer meanwhile).
-        {
-            let mut stream = std::pin::pin!(conn.notifications_stream());
-            let until = tokio::time::sleep(Duration::from_secs(5));
-            tokio::pin!(until);
-            loop {
-                tokio::select! {
-                    _ = cancel.cancelled() => return Ok(()),
-                    _ = &mut until => break,
-                    next = stream.next() => match next {
-                        Some(Ok(n)) => match serde_json::from_str::<Event>(&n.payload) {
-                            Ok(event) => hub.publish(event),
-                            Err(e) => tracing::warn!(error = %e, "unreadable notification"),
-                        },
-                        Some(Err(e)) => return Err(e.into()),
-                        None => return Err("notification stream ended".into()),
-                    },
-                }
-            }
+/// Listens on a dedicated connection until `cancel`, reconnecting after failures (and telling the
+/// sockets to resync, as events may have been missed meanwhile); `/ready` reports it through the
+/// hub.
+pub async fn listen(db: Db, hub: Hub, cancel: CancellationToken) {
+    let listener = match Listener::new(db, NOTIFY_CHANNEL, LISTENER_NAME) {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!(error = %e, "notification listener cannot start");
+            return;
         }
-        diesel::sql_query("SELECT 1").execute(&mut conn).await?;
-    }
+    };
+    hub.listener.set(listener.clone()).ok();
+    listener
+        .run(cancel, |notice| match notice {
+            Notice::Connected { resumed: false } => {}
+            Notice::Connected { resumed: true } => hub.publish(Event::Resync),
+            Notice::Payload(payload) => match serde_json::from_str::<Event>(payload) {
+                Ok(event) => hub.publish(event),
+                Err(e) => tracing::warn!(error = %e, "unreadable notification"),
+            },
+        })
+        .await;
 }

@@ -17,6 +17,7 @@ use actix_web::{HttpServer, web};
 use db_kit::{Db, embed_migrations};
 use diesel_migrations::EmbeddedMigrations;
 use prometheus::{IntCounter, IntGauge};
+use service_kit::server::Workers;
 use service_kit::{InternalCredential, Kit, Metrics, Readiness, base_app};
 use tokio_util::sync::CancellationToken;
 
@@ -76,6 +77,8 @@ pub struct AppState {
     pub hub: events::Hub,
     /// Service metrics.
     pub metrics: ChannelMetrics,
+    /// Cancelled when the service shuts down: open websockets close.
+    pub shutdown: CancellationToken,
 }
 
 pub use service_kit::StartError;
@@ -84,7 +87,8 @@ pub use service_kit::StartError;
 pub struct Application {
     server: actix_web::dev::Server,
     port: u16,
-    shutdown: CancellationToken,
+    workers: Workers,
+    grace: Duration,
 }
 
 impl std::fmt::Debug for Application {
@@ -114,18 +118,23 @@ impl Application {
             credential: InternalCredential::new(settings.common.internal_token.clone()),
         };
         let grace = settings.common.shutdown_grace_secs;
-        let shutdown = CancellationToken::new();
-        tokio::spawn(events::listen(db.clone(), hub.clone(), shutdown.clone()));
-        let state = web::Data::new(AppState { db, settings, hub, metrics });
+        let workers = Workers::new();
+        workers.spawn(
+            "notification listener",
+            events::listen(db.clone(), hub.clone(), workers.shutdown_token()),
+        );
+        let state =
+            web::Data::new(AppState { db, settings, hub, metrics, shutdown: workers.shutdown_token() });
         if state.settings.pruner_interval_secs > 0 {
-            tokio::spawn(run_pruner(state.clone(), shutdown.clone()));
+            workers.spawn("pruner", run_pruner(state.clone(), workers.shutdown_token()));
         }
         let port = listener.local_addr()?.port();
         let server = HttpServer::new(move || base_app(kit.clone()).app_data(state.clone()).configure(routes))
+            .disable_signals()
             .shutdown_timeout(grace)
             .listen(listener)?
             .run();
-        Ok(Self { server, port, shutdown })
+        Ok(Self { server, port, workers, grace: Duration::from_secs(grace) })
     }
 
     /// The bound port.
@@ -133,11 +142,10 @@ impl Application {
         self.port
     }
 
-    /// Serves until a shutdown signal, then stops the background tasks.
+    /// Serves until a shutdown signal, then closes the websockets, stops the background tasks and
+    /// drains requests, within the grace period.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        let result = self.server.await;
-        self.shutdown.cancel();
-        result
+        service_kit::server::serve_until_signal(self.server, self.workers, self.grace).await
     }
 }
 

@@ -6,11 +6,12 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use futures_util::StreamExt;
 use serde::Serialize;
+use service_kit::Bearer;
 use service_kit::internal::TrustedCaller;
 use time::OffsetDateTime;
 
 use crate::AppState;
-use crate::access::{self, Access, Need, bearer};
+use crate::access::{self, Access, Need};
 use crate::error::ChannelError;
 use crate::store::{self, MessageRow};
 
@@ -55,7 +56,7 @@ async fn access(
     channel: &str,
     need: Need,
 ) -> Result<Access, ChannelError> {
-    access::check(state, caller, bearer(req), channel, need).await
+    access::check(state, caller, Bearer::of(req).token(), channel, need).await
 }
 
 /// Reads must accept JSON (checked before auth, as in the reference).
@@ -171,7 +172,15 @@ pub async fn read(
     check_accept(&req)?;
     let access = access(&state, &req, &caller, &path, Need::Read).await?;
     let unread = query.get("unread").map(String::as_str) == Some("true");
-    let messages = store::messages_for(&state.db, access.channel.id, &access.token, unread, 0).await?;
+    // The messages up to the head as it was when the read began, a page at a time.
+    let page = store::Page {
+        unread_only: unread,
+        after: 0,
+        upto: access.channel.head_sequence,
+        limit: state.settings.message_page_size,
+        with_payload: true,
+    };
+    let first = store::messages_page(&state.db, access.channel.id, &access.token, page).await?;
     let etag = if access.channel.sequenced {
         store::max_sequence(&state.db, access.channel.id, &access.token, false)
             .await?
@@ -180,13 +189,82 @@ pub async fn read(
     } else {
         String::new()
     };
-    let views: Vec<MessageView> = messages.iter().map(MessageView::from).collect();
-    Ok(HttpResponse::Ok()
+    let mut answer = HttpResponse::Ok();
+    answer
         .insert_header(("ETag", etag))
-        .insert_header(("Access-Control-Expose-Headers", "authorization,etag"))
-        .json(views))
+        .insert_header(("Access-Control-Expose-Headers", "authorization,etag"));
+    if (first.len() as i64) < page.limit {
+        let views: Vec<MessageView> = first.iter().map(MessageView::from).collect();
+        return Ok(answer.json(views));
+    }
+    // More than a page: the JSON array is streamed, one page in memory at a time.
+    let pages =
+        MessagePages { db: state.db.clone(), channel_id: access.channel.id, token: access.token, page };
+    Ok(answer.content_type("application/json").streaming(pages.into_json_array(first)))
 }
 
+/// The pages of a read after the first, as they are fetched.
+struct MessagePages {
+    db: db_kit::Db,
+    channel_id: i64,
+    token: store::TokenRow,
+    page: store::Page,
+}
+
+/// Where the streaming of a read stands.
+enum Progress {
+    /// The first page, fetched before answering (so a failure there is a proper error status).
+    First(Vec<MessageRow>),
+    /// Pages after the first are fetched as the client takes them.
+    Next,
+    /// The closing bracket was sent, or a page failed (the connection is cut: the client sees an
+    /// incomplete body, never a wrong one).
+    Done,
+}
+
+impl MessagePages {
+    /// The JSON array of every page, starting with `first`, as a stream of chunks.
+    fn into_json_array(
+        self,
+        first: Vec<MessageRow>,
+    ) -> impl futures_util::Stream<Item = Result<web::Bytes, db_kit::DbError>> {
+        futures_util::stream::unfold((self, Progress::First(first)), |(mut pages, progress)| async move {
+            let (rows, opening) = match progress {
+                Progress::Done => return None,
+                Progress::First(rows) => (rows, true),
+                Progress::Next => {
+                    match store::messages_page(&pages.db, pages.channel_id, &pages.token, pages.page).await {
+                        Ok(rows) => (rows, false),
+                        Err(e) => {
+                            tracing::warn!(error = %e, "reading a page of messages failed");
+                            return Some((Err(e), (pages, Progress::Done)));
+                        }
+                    }
+                }
+            };
+            let mut chunk =
+                Vec::with_capacity(rows.iter().map(|m| m.payload.len() * 4 / 3 + 128).sum::<usize>() + 2);
+            if opening {
+                chunk.push(b'[');
+            }
+            for (i, m) in rows.iter().enumerate() {
+                if i > 0 || !opening {
+                    chunk.push(b',');
+                }
+                // Serializing plain strings and numbers cannot fail.
+                let _ = serde_json::to_writer(&mut chunk, &MessageView::from(m));
+            }
+            let next = if (rows.len() as i64) < pages.page.limit {
+                chunk.push(b']');
+                Progress::Done
+            } else {
+                pages.page.after = rows.last().map_or(pages.page.after, |m| m.seq);
+                Progress::Next
+            };
+            Some((Ok(web::Bytes::from(chunk)), (pages, next)))
+        })
+    }
+}
 fn sequence(raw: &str) -> Result<i64, ChannelError> {
     raw.parse::<i64>()
         .ok()

@@ -8,6 +8,7 @@
 //! | `websocket_heartbeat_secs` | `WEBSOCKET_HEARTBEAT_SECS` | 30 |
 //! | `pruner_interval_secs` | `PRUNER_INTERVAL_SECS` | 300 (0 turns the pruner off) |
 //! | `websocket_fanout_capacity` | `WEBSOCKET_FANOUT_CAPACITY` | 4096 (events a socket may fall behind before it re-reads the database) |
+//! | `message_page_size` | `MESSAGE_PAGE_SIZE` | 100 (messages read from the database at a time by a channel read or a socket's catch-up) |
 //!
 //! plus the common settings of `service_kit::settings` (`DATABASE_URL`, `INTERNAL_TOKEN`, ...).
 
@@ -31,6 +32,8 @@ pub struct PeerChannelsSettings {
     pub pruner_interval_secs: u64,
     /// Events a socket may fall behind this replica's fan-out before it re-reads the database.
     pub websocket_fanout_capacity: usize,
+    /// Messages read from the database at a time (memory stays bounded whatever a channel holds).
+    pub message_page_size: i64,
 }
 
 impl PeerChannelsSettings {
@@ -52,6 +55,7 @@ href_port = 8080
 websocket_heartbeat_secs = 30
 pruner_interval_secs = 300
 websocket_fanout_capacity = 4096
+message_page_size = 100
 "#;
     const ENV: &'static [EnvVar] = &[
         env("MAX_MESSAGE_CONTENT_LENGTH", "max_message_content_length"),
@@ -60,6 +64,7 @@ websocket_fanout_capacity = 4096
         env("WEBSOCKET_HEARTBEAT_SECS", "websocket_heartbeat_secs"),
         env("PRUNER_INTERVAL_SECS", "pruner_interval_secs"),
         env("WEBSOCKET_FANOUT_CAPACITY", "websocket_fanout_capacity"),
+        env("MESSAGE_PAGE_SIZE", "message_page_size"),
     ];
 
     fn common(&self) -> &CommonSettings {
@@ -81,6 +86,9 @@ websocket_fanout_capacity = 4096
         }
         if self.websocket_fanout_capacity == 0 {
             return Err(SettingsError::invalid(Self::ENV, "websocket_fanout_capacity", "must be positive"));
+        }
+        if self.message_page_size < 1 {
+            return Err(SettingsError::invalid(Self::ENV, "message_page_size", "must be positive"));
         }
         if self.websocket_heartbeat_secs == 0 {
             return Err(SettingsError::invalid(Self::ENV, "websocket_heartbeat_secs", "must be positive"));

@@ -13,11 +13,12 @@ use std::time::Duration;
 use actix_web::{HttpRequest, HttpResponse, web};
 use actix_ws::{AggregatedMessage, Session};
 use futures_util::StreamExt;
+use service_kit::Bearer;
 use service_kit::internal::TrustedCaller;
 use tokio::sync::broadcast::error::RecvError;
 
 use crate::AppState;
-use crate::access::{self, Access, Need, bearer};
+use crate::access::{self, Access, Need};
 use crate::error::ChannelError;
 use crate::events::{Event, MessageEvent};
 use crate::messages::format_received;
@@ -51,7 +52,7 @@ pub async fn channel_notify(
     query: web::Query<HashMap<String, String>>,
     stream: web::Payload,
 ) -> Result<HttpResponse, ChannelError> {
-    let token = query.get("token").map(String::as_str).or_else(|| bearer(&req));
+    let token = query.get("token").map(String::as_str).or_else(|| Bearer::of(&req).token());
     if caller.account.is_none() && token.is_none() {
         return Err(ChannelError::MissingToken);
     }
@@ -98,16 +99,30 @@ impl ChannelSocket {
         Ok(())
     }
 
-    /// Sends every message after `last` that the database has (this token's, not deleted).
+    /// Sends every message after `last` that the database has (this token's, not deleted), a page
+    /// at a time.
     async fn catch_up(&mut self) -> Result<(), ()> {
-        let missed =
-            store::messages_for(&self.state.db, self.access.channel.id, &self.access.token, false, self.last)
-                .await
-                .map_err(|e| tracing::warn!(error = %e, "websocket catch-up failed"))?;
-        for m in missed {
-            self.send(m.seq, &format_received(m.received_at), &m.content_type).await?;
+        let limit = self.state.settings.message_page_size;
+        loop {
+            let page = store::Page {
+                unread_only: false,
+                after: self.last,
+                upto: i64::MAX,
+                limit,
+                with_payload: false,
+            };
+            let missed =
+                store::messages_page(&self.state.db, self.access.channel.id, &self.access.token, page)
+                    .await
+                    .map_err(|e| tracing::warn!(error = %e, "websocket catch-up failed"))?;
+            let complete = (missed.len() as i64) < limit;
+            for m in missed {
+                self.send(m.seq, &format_received(m.received_at), &m.content_type).await?;
+            }
+            if complete {
+                return Ok(());
+            }
         }
-        Ok(())
     }
 
     async fn on_message(&mut self, m: &MessageEvent) -> Result<(), ()> {
@@ -159,10 +174,19 @@ async fn run_channel_socket(
                 Some(Ok(_)) => true,
             },
             _ = ping.tick() => socket.session.ping(b"").await.is_ok(),
+            _ = state.shutdown.cancelled() => false,
         };
     }
     state.metrics.open_sockets.dec();
-    let _ = socket.session.close(None).await;
+    let _ = socket.session.close(closing(&state)).await;
+}
+
+/// The close frame's reason: "going away" when the service is shutting down.
+fn closing(state: &AppState) -> Option<actix_ws::CloseReason> {
+    state.shutdown.is_cancelled().then(|| actix_ws::CloseReason {
+        code: actix_ws::CloseCode::Away,
+        description: Some("the service is shutting down".to_owned()),
+    })
 }
 
 /// `GET /api/v1/web-socket?token=<master token>`: the account's notifications, JSON text frames
@@ -175,7 +199,7 @@ pub async fn account_socket(
     stream: web::Payload,
 ) -> Result<HttpResponse, ChannelError> {
     let Some(account) = caller.account else {
-        return Err(if query.contains_key("token") || bearer(&req).is_some() {
+        return Err(if query.contains_key("token") || Bearer::of(&req).token().is_some() {
             ChannelError::Unauthorized
         } else {
             ChannelError::MissingToken
@@ -236,15 +260,22 @@ impl AccountSocket {
         Ok(())
     }
 
-    /// Announces what the database has after `seen` in every channel of the account.
+    /// Announces what the database has after `seen` in every channel of the account, a page at
+    /// a time.
     async fn catch_up(&mut self) -> Result<(), ()> {
-        let missed = store::account_messages_after(&self.state.db, self.account, &self.seen)
-            .await
-            .map_err(|e| tracing::warn!(error = %e, "account socket catch-up failed"))?;
-        for m in missed {
-            self.send(&m.channel_id, m.seq, &format_received(m.received_at), &m.content_type).await?;
+        let limit = self.state.settings.message_page_size;
+        loop {
+            let missed = store::account_messages_after(&self.state.db, self.account, &self.seen, limit)
+                .await
+                .map_err(|e| tracing::warn!(error = %e, "account socket catch-up failed"))?;
+            let complete = (missed.len() as i64) < limit;
+            for m in missed {
+                self.send(&m.channel_id, m.seq, &format_received(m.received_at), &m.content_type).await?;
+            }
+            if complete {
+                return Ok(());
+            }
         }
-        Ok(())
     }
 
     async fn on_message(&mut self, m: &MessageEvent) -> Result<(), ()> {
@@ -302,11 +333,12 @@ async fn run_account_socket(
                 _ => false,
             },
             _ = ping.tick() => socket.session.ping(b"").await.is_ok(),
+            _ = state.shutdown.cancelled() => false,
         };
         if !ok {
             break;
         }
     }
     state.metrics.open_sockets.dec();
-    let _ = socket.session.close(None).await;
+    let _ = socket.session.close(closing(&state)).await;
 }

@@ -14,10 +14,8 @@ use diesel_async::{AsyncConnection, RunQueryDsl};
 use time::OffsetDateTime;
 
 use crate::error::ChannelError;
+use crate::events::{Event, MessageEvent, NOTIFY_CHANNEL, notify};
 use crate::schema::{channel_tokens, channels, message_marks, messages};
-
-/// PostgreSQL `NOTIFY` channel every replica listens on.
-pub const NOTIFY_CHANNEL: &str = "peer_channel_events";
 
 /// A channel row.
 #[derive(Debug, Clone, Queryable, Selectable)]
@@ -231,7 +229,7 @@ pub async fn amend(
 
 /// Deletes a channel with its tokens and messages, and tells every replica's sockets.
 pub async fn delete_channel(db: &Db, channel: &ChannelRow) -> Result<(), DbError> {
-    let event = crate::events::Event::ChannelDeleted { channel_id: channel.external_id.clone() };
+    let event = Event::ChannelDeleted { channel_id: channel.external_id.clone() };
     let id = channel.id;
     let mut conn = db.conn().await?;
     conn.transaction::<_, DbError, _>(async move |conn| {
@@ -270,7 +268,7 @@ pub async fn token_of_channel(db: &Db, channel_id: i64, token_id: i64) -> Result
 
 /// Revokes a token at once, and closes its open sockets on every replica.
 pub async fn revoke(db: &Db, token_id: i64, now: OffsetDateTime) -> Result<(), DbError> {
-    let event = crate::events::Event::TokenRevoked { token_id };
+    let event = Event::TokenRevoked { token_id };
     let mut conn = db.conn().await?;
     conn.transaction::<_, DbError, _>(async move |conn| {
         diesel::update(channel_tokens::table.find(token_id).filter(channel_tokens::revoked_at.is_null()))
@@ -438,7 +436,7 @@ pub async fn write_message(
             ))
             .execute(conn)
             .await?;
-        let event = crate::events::Event::Message(crate::events::MessageEvent {
+        let event = Event::Message(MessageEvent {
             channel_id: external_id,
             account_id,
             sequence: seq,
@@ -453,40 +451,44 @@ pub async fn write_message(
     .await
 }
 
-/// Publishes an event to every replica (delivered when the surrounding transaction commits).
-async fn notify(
-    conn: &mut diesel_async::AsyncPgConnection,
-    event: &crate::events::Event,
-) -> Result<(), DbError> {
-    let payload = serde_json::to_string(event)
-        .map_err(|e| DbError::Query(diesel::result::Error::SerializationError(Box::new(e))))?;
-    diesel::sql_query("SELECT pg_notify($1, $2)")
-        .bind::<Text, _>(NOTIFY_CHANNEL)
-        .bind::<Text, _>(payload)
-        .execute(conn)
-        .await?;
-    Ok(())
+/// One page of a token's messages: which, and how many at most.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Page {
+    /// Only those the token has not read.
+    pub unread_only: bool,
+    /// Sequences after this one.
+    pub after: i64,
+    /// Sequences up to this one (the head when the read began: a read ends).
+    pub upto: i64,
+    /// At most this many.
+    pub limit: i64,
+    /// With their payloads (a notification needs none).
+    pub with_payload: bool,
 }
 
-/// The token's messages that it has not deleted, after `after`, by sequence; only unread ones
-/// when asked.
-pub async fn messages_for(
+/// A page of the token's messages that it has not deleted, by sequence. Callers read page after
+/// page (`after` = the last sequence of the previous one), so memory stays bounded whatever the
+/// channel holds.
+pub async fn messages_page(
     db: &Db,
     channel_id: i64,
     token: &TokenRow,
-    unread_only: bool,
-    after: i64,
+    page: Page,
 ) -> Result<Vec<MessageRow>, DbError> {
-    let filter = if unread_only { format!(" AND {UNREAD}") } else { String::new() };
+    let filter = if page.unread_only { format!(" AND {UNREAD}") } else { String::new() };
+    let payload = if page.with_payload { "m.payload" } else { "''::bytea AS payload" };
     let mut conn = db.conn().await?;
     Ok(diesel::sql_query(format!(
-        "SELECT m.seq, m.received_at, m.content_type, m.payload FROM messages m {MARKS} \
-         WHERE m.channel_id = $1 AND m.seq > $4 AND NOT COALESCE(mk.is_deleted, false){filter} ORDER BY m.seq"
+        "SELECT m.seq, m.received_at, m.content_type, {payload} FROM messages m {MARKS} \
+         WHERE m.channel_id = $1 AND m.seq > $4 AND m.seq <= $5 AND NOT COALESCE(mk.is_deleted, false){filter} \
+         ORDER BY m.seq LIMIT $6"
     ))
     .bind::<BigInt, _>(channel_id)
     .bind::<BigInt, _>(token.id)
     .bind::<BigInt, _>(token.read_upto)
-    .bind::<BigInt, _>(after)
+    .bind::<BigInt, _>(page.after)
+    .bind::<BigInt, _>(page.upto)
+    .bind::<BigInt, _>(page.limit)
     .load(&mut conn)
     .await?)
 }
@@ -712,11 +714,13 @@ pub struct AccountMessage {
 }
 
 /// The account's messages written by tokens other than its own owner tokens, after the given
-/// sequence of each channel (channels not named: from the start), by channel and sequence.
+/// sequence of each channel (channels not named: from the start), by channel and sequence, at most
+/// `limit` of them (the next page starts after the last one of each channel).
 pub async fn account_messages_after(
     db: &Db,
     account_id: i64,
     after: &HashMap<String, i64>,
+    limit: i64,
 ) -> Result<Vec<AccountMessage>, DbError> {
     let (ids, seqs): (Vec<String>, Vec<i64>) = after.iter().map(|(k, v)| (k.clone(), *v)).unzip();
     let mut conn = db.conn().await?;
@@ -727,11 +731,12 @@ pub async fn account_messages_after(
          WHERE c.account_id = $1 AND NOT COALESCE(t.owned_by_account, false) \
            AND m.seq > COALESCE((SELECT h.seq FROM unnest($2::text[], $3::bigint[]) AS h(id, seq) \
                                  WHERE h.id = c.external_id), 0) \
-         ORDER BY c.id, m.seq",
+         ORDER BY c.id, m.seq LIMIT $4",
     )
     .bind::<BigInt, _>(account_id)
     .bind::<diesel::sql_types::Array<Text>, _>(ids)
     .bind::<diesel::sql_types::Array<BigInt>, _>(seqs)
+    .bind::<BigInt, _>(limit)
     .load(&mut conn)
     .await?)
 }

@@ -1,8 +1,11 @@
 //! Accounts: sign-up with a key-signed message (`POST /api/v1/account/key` and
-//! `POST /api/v1/account/register`) and `GET /api/v1/account`.
+//! `POST /api/v1/account/register`), `GET /api/v1/account`, and master token revocation
+//! (`DELETE /api/v1/account/token`, `DELETE /api/v1/account/tokens`).
 //!
 //! Unlike the reference, the signed message must be `"<endpoint URL> <UTC ISO-8601 time>"` with
-//! the time inside a configurable window, so a captured request cannot be replayed later.
+//! the time inside a configurable window, and each signed message is accepted once (its digest is
+//! remembered in the database, which every replica shares, until its window closes), so a captured
+//! request can be replayed neither later nor within the window.
 
 pub mod signed_message;
 pub mod store;
@@ -12,12 +15,14 @@ use std::net::IpAddr;
 use actix_web::{HttpRequest, HttpResponse, web};
 use bsv_primitives::PublicKey;
 use serde::{Deserialize, Serialize};
-use service_kit::{ApiError, ErrorKind};
+use service_kit::{ApiError, Bearer, ErrorKind};
+use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 use time::format_description::well_known::Iso8601;
 
 use crate::AppState;
 use crate::tokens;
+use store::{IssueError, RevokeScope, SignedUse};
 
 /// The sign-up body ("VerifiableKeyData").
 #[derive(Debug, Deserialize)]
@@ -39,24 +44,25 @@ pub struct AccountResponse {
     pub api_key: String,
 }
 
-/// The client address rate limits are keyed by.
-fn client_addr(req: &HttpRequest) -> IpAddr {
-    req.peer_addr().map(|a| a.ip()).unwrap_or(IpAddr::from([0, 0, 0, 0]))
+/// The client address rate limits are keyed by (behind trusted proxies, the forwarded one).
+fn client_addr(state: &AppState, req: &HttpRequest) -> IpAddr {
+    state.trusted_proxies.client(req)
 }
 
 /// A failed authentication: 401, or 429 once the address failed too often.
 pub(crate) fn auth_failure(state: &AppState, req: &HttpRequest, detail: &str) -> ApiError {
-    if state.limits.allow_failure(client_addr(req)) {
+    if state.limits.allow_failure(client_addr(state, req)) {
         ApiError::unauthorized(detail)
     } else {
         ApiError::new(ErrorKind::TooManyRequests, "Too many failed attempts; retry later.")
     }
 }
 
-/// A verified key, and whether the message named this endpoint at an acceptable time.
+/// A verified key whose message named this endpoint at an acceptable time, and the message's use.
 struct Verified {
     key_bytes: Vec<u8>,
     key_hex: String,
+    signed: SignedUse,
 }
 
 /// Parses and verifies a VerifiableKeyData body for the endpoint at `path`.
@@ -82,12 +88,15 @@ fn verify_body(state: &AppState, req: &HttpRequest, body: &[u8], path: &str) -> 
             return Err(auth_failure(state, req, "The signature does not match the key and message."));
         }
     }
-    check_message(state, &message, path).map_err(|why| auth_failure(state, req, why))?;
-    Ok(Verified { key_bytes, key_hex: data.public_key_hex })
+    let expires_at = check_message(state, &message, path).map_err(|why| auth_failure(state, req, why))?;
+    let digest =
+        Sha256::new().chain_update(&key_bytes).chain_update([0]).chain_update(&message).finalize().into();
+    Ok(Verified { key_bytes, key_hex: data.public_key_hex, signed: SignedUse { digest, expires_at } })
 }
 
-/// The message must be `"<public URL><path> <time>"` with the time within the window.
-fn check_message(state: &AppState, message: &[u8], path: &str) -> Result<(), &'static str> {
+/// The message must be `"<public URL><path> <time>"` with the time within the window; returns
+/// when the window of the message closes.
+fn check_message(state: &AppState, message: &[u8], path: &str) -> Result<OffsetDateTime, &'static str> {
     let text = std::str::from_utf8(message).map_err(|_| "The signed message is not text.")?;
     let (url, when) =
         text.rsplit_once(' ').ok_or("The signed message must be \"<endpoint URL> <UTC time>\".")?;
@@ -102,7 +111,15 @@ fn check_message(state: &AppState, message: &[u8], path: &str) -> Result<(), &'s
     if when < now - window || when > now + window {
         return Err("The signed message's time is outside the accepted window.");
     }
-    Ok(())
+    Ok(when + window)
+}
+
+/// A token could not be issued: a replayed message is an authentication failure.
+fn issue_failure(state: &AppState, req: &HttpRequest, e: IssueError) -> ApiError {
+    match e {
+        IssueError::Replayed => auth_failure(state, req, "This signed message was already used."),
+        IssueError::Db(e) => e.into(),
+    }
 }
 
 /// Parses an ISO-8601 time with an offset, or without one (as ElectrumSV's `utcnow().isoformat()`
@@ -120,12 +137,14 @@ pub async fn sign_up(
     body: web::Bytes,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    if !state.limits.allow_signup(client_addr(&req)) {
+    if !state.limits.allow_signup(client_addr(&state, &req)) {
         return Err(ApiError::new(ErrorKind::TooManyRequests, "Too many sign-ups; retry later."));
     }
     let verified = verify_body(&state, &req, &body, req.path())?;
     let issued = tokens::issue();
-    let account = store::sign_up(&state.db, &verified.key_bytes, &issued.digest).await?;
+    let account = store::sign_up(&state.db, &verified.key_bytes, &issued.digest, &verified.signed)
+        .await
+        .map_err(|e| issue_failure(&state, &req, e))?;
     if account.disabled {
         return Err(auth_failure(&state, &req, "The account is disabled."));
     }
@@ -140,27 +159,58 @@ pub async fn get_account(
     body: web::Bytes,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    if let Some(header) = req.headers().get(actix_web::http::header::AUTHORIZATION) {
-        let token = header
-            .to_str()
-            .ok()
-            .and_then(|h| h.strip_prefix("Bearer "))
-            .ok_or_else(|| ApiError::bad_request("Invalid API key"))?;
-        let account = store::by_token(&state.db, &tokens::digest(token))
-            .await?
-            .filter(|a| !a.disabled)
-            .ok_or_else(|| auth_failure(&state, &req, "Unknown or disabled API key."))?;
+    if Bearer::of(&req) != Bearer::Absent {
+        let (account, token) = master_account(&state, &req).await?;
         return Ok(HttpResponse::Ok().json(AccountResponse {
             public_key_hex: hex::encode(&account.public_key),
             api_key: token.to_owned(),
         }));
     }
     let verified = verify_body(&state, &req, &body, req.path())?;
-    let account = store::by_public_key(&state.db, &verified.key_bytes)
-        .await?
-        .filter(|a| !a.disabled)
-        .ok_or_else(|| auth_failure(&state, &req, "Unknown or disabled account."))?;
     let issued = tokens::issue();
-    store::add_token(&state.db, account.account_id, &issued.digest).await?;
+    store::issue_for_key(&state.db, &verified.key_bytes, &issued.digest, &verified.signed)
+        .await
+        .map_err(|e| issue_failure(&state, &req, e))?
+        .ok_or_else(|| auth_failure(&state, &req, "Unknown or disabled account."))?;
     Ok(HttpResponse::Ok().json(AccountResponse { public_key_hex: verified.key_hex, api_key: issued.token }))
+}
+
+/// The enabled account of the request's master bearer token, the token's id, and the token:
+/// 400 without a Bearer header, 401 for a token that is not live.
+async fn master_account<'a>(
+    state: &AppState,
+    req: &'a HttpRequest,
+) -> Result<(store::Account, &'a str), ApiError> {
+    let token = Bearer::of(req).token().ok_or_else(|| ApiError::bad_request("Invalid API key"))?;
+    let (account, _) = store::by_token(&state.db, &tokens::digest(token))
+        .await?
+        .filter(|(a, _)| !a.disabled)
+        .ok_or_else(|| auth_failure(state, req, "Unknown or disabled API key."))?;
+    Ok((account, token))
+}
+
+/// `DELETE /api/v1/account/token`: revokes the master token presented (`Authorization: Bearer`);
+/// 204. Every websocket opened with it closes at once, on every replica.
+pub async fn revoke_token(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    revoke(&req, &state, RevokeScope::Only).await
+}
+
+/// `DELETE /api/v1/account/tokens`: revokes every other master token of the presenting token's
+/// account (after a token leaked: sign a message for a new token, then revoke the rest); 204.
+pub async fn revoke_other_tokens(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    revoke(&req, &state, RevokeScope::AllBut).await
+}
+
+async fn revoke(req: &HttpRequest, state: &AppState, scope: RevokeScope) -> Result<HttpResponse, ApiError> {
+    let token = Bearer::of(req).token().ok_or_else(|| ApiError::bad_request("Invalid API key"))?;
+    let (account, token_id) = store::by_token(&state.db, &tokens::digest(token))
+        .await?
+        .filter(|(a, _)| !a.disabled)
+        .ok_or_else(|| auth_failure(state, req, "Unknown or disabled API key."))?;
+    let revoked = store::revoke(&state.db, account.account_id, token_id, scope).await?;
+    tracing::info!(account.id = account.account_id, tokens.revoked = revoked, "master tokens revoked");
+    Ok(HttpResponse::NoContent().finish())
 }

@@ -97,13 +97,15 @@ pub struct TestApp {
 pub struct Options {
     pub now: OffsetDateTime,
     pub signups_per_minute: u32,
+    /// Another gateway replica's database (a fresh one when `None`).
+    pub database: Option<String>,
     /// Extra or overriding environment variables.
     pub env: Vec<(&'static str, String)>,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Self { now: VECTOR_TIME, signups_per_minute: 1000, env: Vec::new() }
+        Self { now: VECTOR_TIME, signups_per_minute: 1000, database: None, env: Vec::new() }
     }
 }
 
@@ -118,8 +120,9 @@ pub async fn spawn_app() -> TestApp {
 pub async fn spawn_app_with(options: Options) -> TestApp {
     let db = TestDatabase::create().await;
     let upstreams = Upstreams::start().await;
+    let database_url = options.database.clone().unwrap_or_else(|| db.url().to_owned());
     let mut env: HashMap<&str, String> = HashMap::from([
-        ("DATABASE_URL", db.url().to_owned()),
+        ("DATABASE_URL", database_url),
         ("INTERNAL_TOKEN", INTERNAL_TOKEN.to_owned()),
         ("PUBLIC_URL", PUBLIC_URL.to_owned()),
         ("SIGNUP_RATE_PER_MINUTE", options.signups_per_minute.to_string()),
@@ -145,10 +148,39 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
     let port = app.port();
     let url = format!("http://127.0.0.1:{port}");
     tokio::spawn(app.run_until_stopped());
-    TestApp { url, http: reqwest::Client::new(), db, upstreams, port }
+    let app = TestApp { url, http: reqwest::Client::new(), db, upstreams, port };
+    app.wait_until_ready().await;
+    app
+}
+
+/// A VerifiableKeyData body: the key of `seed` signs `"<PUBLIC_URL><path> <at>"`.
+pub fn signed_body(seed: u8, path: &str, at: OffsetDateTime) -> serde_json::Value {
+    let key = k256::ecdsa::SigningKey::from_slice(&[seed; 32]).unwrap();
+    let when = at.format(&time::format_description::well_known::Rfc3339).unwrap();
+    let message = format!("{PUBLIC_URL}{path} {when}");
+    let signature = gateway::accounts::signed_message::sign(&key, message.as_bytes());
+    serde_json::json!({
+        "public_key_hex": hex::encode(key.verifying_key().to_sec1_point(true).as_bytes()),
+        "signature_hex": hex::encode(signature),
+        "message_hex": hex::encode(message.as_bytes()),
+    })
 }
 
 impl TestApp {
+    /// Waits (a few seconds at most) until `/ready` answers 200, as an orchestrator would.
+    pub async fn wait_until_ready(&self) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while self.get("/ready").await.status() != 200 {
+            assert!(std::time::Instant::now() < deadline, "the gateway did not become ready");
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Signs up the key of `seed` with a message signed at `at`; the answer.
+    pub async fn sign_up(&self, seed: u8, at: OffsetDateTime) -> reqwest::Response {
+        self.post_json("/api/v1/account/register", &signed_body(seed, "/api/v1/account/register", at)).await
+    }
+
     pub async fn post_json(&self, path: &str, body: &serde_json::Value) -> reqwest::Response {
         self.http.post(format!("{}{path}", self.url)).json(body).send().await.unwrap()
     }
@@ -225,12 +257,12 @@ impl WsUpstream {
             body: web::Payload,
             seen: web::Data<Seen>,
         ) -> actix_web::Result<actix_web::HttpResponse> {
-            seen.lock().unwrap().push(
-                req.headers()
-                    .iter()
-                    .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_owned()))
-                    .collect(),
+            // The request target is recorded as the pseudo-header `:uri`.
+            let mut recorded: Vec<(String, String)> = vec![(":uri".to_owned(), req.uri().to_string())];
+            recorded.extend(
+                req.headers().iter().map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_owned())),
             );
+            seen.lock().unwrap().push(recorded);
             let (resp, mut session, mut stream) = actix_ws::handle(&req, body)?;
             actix_web::rt::spawn(async move {
                 let _ = session.text("hello from upstream").await;

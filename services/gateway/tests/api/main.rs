@@ -3,5 +3,6 @@
 
 mod accounts;
 mod docs;
+mod guards;
 mod helpers;
 mod routing;

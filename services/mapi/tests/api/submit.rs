@@ -9,8 +9,10 @@ use crate::helpers::{As, TestApp, coins, spawn_app, spend};
 
 async fn submit_one(app: &TestApp, who: As<'_>, body: Value) -> SubmitTxPayload {
     let resp = app.post("/mapi/tx", who, &body).await;
-    assert_eq!(resp.status(), 200);
-    let env: JsonEnvelope = resp.json().await.unwrap();
+    let status = resp.status();
+    let text = resp.text().await.unwrap();
+    assert_eq!(status, 200, "{text}");
+    let env: JsonEnvelope = serde_json::from_str(&text).unwrap();
     env.verify().unwrap();
     env.payload_as().unwrap()
 }

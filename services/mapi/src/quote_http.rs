@@ -1,36 +1,14 @@
-//! The public mAPI endpoints that exist so far: `GET /mapi/feeQuote` and `GET /mapi/policyQuote`.
-//! Every 200 body is a signed JSON envelope.
+//! `GET /mapi/feeQuote` and `GET /mapi/policyQuote`: the caller's current quote, as a signed
+//! envelope naming the nodes' common tip.
 
 use actix_web::{HttpResponse, web};
-use bsv_primitives::JsonEnvelope;
 use service_kit::ApiError;
 use service_kit::internal::TrustedCaller;
 use wire_model::MapiTimestamp;
 use wire_model::mapi::{API_VERSION, CallbackIp, QuotePayload};
 
+use crate::envelopes::{envelope, miner_id};
 use crate::{AppState, nodes, quotes};
-
-/// The current `minerId`; 503 when the MinerId server cannot say.
-pub async fn miner_id(state: &AppState) -> Result<String, ApiError> {
-    state.signer.miner_id().await.map_err(|e| {
-        tracing::warn!(error = %e, "no minerId");
-        ApiError::unavailable("The signing service is unavailable, retry later.")
-    })
-}
-
-/// Signs a payload (which names `miner_id`) and answers with the envelope.
-pub async fn envelope<T: serde::Serialize>(
-    state: &AppState,
-    miner_id: &str,
-    payload: &T,
-) -> Result<HttpResponse, ApiError> {
-    let text = serde_json::to_string(payload).map_err(|e| ApiError::internal(&e))?;
-    let env: JsonEnvelope = state.signer.envelope(text, miner_id).await.map_err(|e| {
-        tracing::warn!(error = %e, "signing failed");
-        ApiError::unavailable("The signing service is unavailable, retry later.")
-    })?;
-    Ok(HttpResponse::Ok().json(env))
-}
 
 async fn quote(
     caller: TrustedCaller,
