@@ -34,9 +34,14 @@ pub async fn spawn_app() -> TestApp {
 }
 
 pub async fn spawn_app_with(extra: &[(&'static str, &str)]) -> TestApp {
+    spawn_replica(None, extra).await
+}
+
+/// A mapi on `database` (another replica's), or on a fresh database when `None`.
+pub async fn spawn_replica(database: Option<&str>, extra: &[(&'static str, &str)]) -> TestApp {
     let db = TestDatabase::create().await;
     let mut env: HashMap<&str, String> = HashMap::from([
-        ("DATABASE_URL", db.url().to_owned()),
+        ("DATABASE_URL", database.unwrap_or(db.url()).to_owned()),
         ("INTERNAL_TOKEN", INTERNAL_TOKEN.to_owned()),
         ("WIF_PRIVATEKEY", WIF.to_owned()),
         ("CALLBACK_IP_ADDRESSES", "10.0.0.1, [::1]:8443".to_owned()),

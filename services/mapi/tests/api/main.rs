@@ -6,6 +6,7 @@ mod helpers;
 mod mempool_checker;
 mod minerid;
 mod quotes;
+mod resilience;
 mod status;
 mod submit;
 mod through_gateway;

@@ -162,3 +162,124 @@ async fn rows_left_sent_to_node_are_adopted_and_get_the_nodes_answer() {
     assert!(!now.contains(&in_flight.to_string()));
     assert_eq!(stored_status(&mut conn, &in_flight).await, Some(-1));
 }
+
+/// Stores `hex` as accepted (status 1) an hour ago.
+async fn store_accepted(conn: &mut diesel_async::AsyncPgConnection, hex: &str) -> bsv_primitives::Txid {
+    use diesel::sql_types::Bytea;
+    use diesel_async::RunQueryDsl;
+    let raw = hex::decode(hex).unwrap();
+    let txid = bsv_primitives::Transaction::parse(&raw).unwrap().txid();
+    diesel::sql_query(
+        "INSERT INTO mapi.txs (txid, payload, tx_status, ok_to_mine, received_at, submitted_at) \
+         VALUES ($1, $2, 1, true, now() - interval '1 hour', now() - interval '1 hour')",
+    )
+    .bind::<Bytea, _>(txid.internal().to_vec())
+    .bind::<Bytea, _>(raw)
+    .execute(conn)
+    .await
+    .unwrap();
+    txid
+}
+
+/// The value of a metric of the service.
+async fn metric(app: &crate::helpers::TestApp, name: &str) -> f64 {
+    let text = app.get("/metrics", As::Anonymous).await.text().await.unwrap();
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .find_map(|l| l.strip_prefix(name).and_then(|rest| rest.split_whitespace().last()))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no metric {name}"))
+}
+
+#[tokio::test]
+async fn one_nodes_refusal_never_overwrites_another_nodes_accept() {
+    use diesel_async::AsyncConnection;
+    // Two nodes that do not know each other: the wallet's transactions are in its own mempool,
+    // and the other node can only refuse them (it has never seen their inputs).
+    let wallet = BitcoindNode::start().await;
+    wallet.generate(5).await;
+    let stranger = BitcoindNode::start().await;
+    let app = spawn_app_with(&[
+        ("MEMPOOL_CHECKER_INTERVAL_SEC", "1"),
+        ("MEMPOOL_CHECKER_UNSUCCESSFUL_INTERVAL_SEC", "1"),
+        ("MEMPOOL_CHECKER_MISSING_INPUTS_RETRIES", "1"),
+    ])
+    .await;
+    assert_eq!(app.add_node(&wallet).await.status(), 201);
+    assert_eq!(app.add_node(&stranger).await.status(), 201);
+    let mut conn = diesel_async::AsyncPgConnection::establish(app._db.url()).await.unwrap();
+    let coins = coins(&wallet).await;
+    let adopted_hex = spend(&wallet, &coins[0], 1000, 0).await;
+    wallet.rpc("sendrawtransaction", json!([adopted_hex])).await;
+    let adopted = store_sending(&mut conn, &adopted_hex, "1 hour").await;
+    let accepted_hex = spend(&wallet, &coins[1], 1000, 0).await;
+    wallet.rpc("sendrawtransaction", json!([accepted_hex])).await;
+    let accepted = store_accepted(&mut conn, &accepted_hex).await;
+
+    // Wait until the stranger was asked in at least three rounds (or a row was overwritten).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while metric(&app, "merchantapi_mempoolchecker_tx_missing_counter").await < 5.0 {
+        let overwritten = stored_status(&mut conn, &adopted).await == Some(-2)
+            || stored_status(&mut conn, &accepted).await == Some(2);
+        if overwritten {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the checker did not run");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // The wallet node has both: accepted, whatever the stranger said (a refused adopted row
+    // would be -2, an accepted row given up for missing inputs 2).
+    assert_eq!(stored_status(&mut conn, &adopted).await, Some(1));
+    assert_eq!(stored_status(&mut conn, &accepted).await, Some(1));
+}
+
+#[tokio::test]
+async fn a_checker_that_loses_its_lock_stops_and_another_replica_takes_over() {
+    use diesel::sql_types::Integer;
+    use diesel_async::{AsyncConnection, RunQueryDsl};
+    let settings =
+        [("MEMPOOL_CHECKER_INTERVAL_SEC", "1"), ("MEMPOOL_CHECKER_UNSUCCESSFUL_INTERVAL_SEC", "1")];
+    let first = spawn_app_with(&settings).await;
+    let second = crate::helpers::spawn_replica(Some(first._db.url()), &settings).await;
+    let active = |app| metric(app, "mapi_mempool_checker_active");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let (holder, standby) = loop {
+        match (active(&first).await, active(&second).await) {
+            (1.0, 0.0) => break (&first, &second),
+            (0.0, 1.0) => break (&second, &first),
+            other => assert!(Instant::now() < deadline, "no single checker: {other:?}"),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+
+    // Cut the holder's lock connection, as a network fault or a database restart would.
+    #[derive(diesel::QueryableByName)]
+    struct Pid {
+        #[diesel(sql_type = Integer)]
+        pid: i32,
+    }
+    let mut admin = diesel_async::AsyncPgConnection::establish(first._db.url()).await.unwrap();
+    let lock_holders = "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted \
+                        AND database = (SELECT oid FROM pg_database WHERE datname = current_database())";
+    let pids: Vec<Pid> = diesel::sql_query(lock_holders).load(&mut admin).await.unwrap();
+    assert_eq!(pids.len(), 1);
+    diesel::sql_query(format!("SELECT pg_terminate_backend({})", pids[0].pid))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+
+    // The other replica takes over, and the first one stops (one checker at a time).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let now = (active(holder).await, active(standby).await);
+        if now == (0.0, 1.0) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "after the cut: {now:?} (holder, standby)");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!((active(holder).await, active(standby).await), (0.0, 1.0), "it stays that way");
+    let pids: Vec<Pid> = diesel::sql_query(lock_holders).load(&mut admin).await.unwrap();
+    assert_eq!(pids.len(), 1, "one lock, one checker");
+}
