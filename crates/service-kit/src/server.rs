@@ -119,8 +119,9 @@ pub async fn serve_until_signal(
         _ = wait_for_signal() => {
             tracing::info!("shutdown signal received");
             workers.shutdown.cancel();
-            handle.stop(true).await;
-            server.await
+            // The server future runs the stop command, so both are polled together.
+            let (_, result) = tokio::join!(handle.stop(true), server);
+            result
         }
     };
     let stopped = workers.stop(grace).await;

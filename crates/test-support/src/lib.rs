@@ -6,6 +6,7 @@ mod bitcoind;
 mod chaos;
 mod logs;
 mod postgres;
+mod process;
 mod receiver;
 mod server;
 
@@ -13,6 +14,7 @@ pub use bitcoind::{BitcoindNode, NodeOptions};
 pub use chaos::ChaosProxy;
 pub use logs::LogCapture;
 pub use postgres::{TestDatabase, admin_database_url};
+pub use process::{ServiceProcess, Stopped};
 pub use receiver::{RecordedRequest, RecordingReceiver};
 pub use server::{RunningServer, serve};
 

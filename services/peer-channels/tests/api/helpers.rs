@@ -21,7 +21,7 @@ pub struct Stack {
     pub replicas: Vec<String>,
     pub http: reqwest::Client,
     pub db: TestDatabase,
-    _gateway_db: TestDatabase,
+    pub gateway_db: TestDatabase,
 }
 
 /// Starts one peer-channels replica on `db_url`.
@@ -52,11 +52,17 @@ pub async fn stack_with(replicas: usize, extra: &[(&str, &str)]) -> Stack {
         urls.push(spawn_replica(db.url(), extra).await);
     }
     let gateway_db = TestDatabase::create().await;
+    let gateway = spawn_gateway(gateway_db.url(), &urls[0]).await;
+    Stack { gateway, replicas: urls, http: reqwest::Client::new(), db, gateway_db }
+}
+
+/// Starts a gateway replica on `database` in front of `peer_channels`; waits until it is ready.
+pub async fn spawn_gateway(database: &str, peer_channels: &str) -> String {
     let env: HashMap<&str, String> = HashMap::from([
-        ("DATABASE_URL", gateway_db.url().to_owned()),
+        ("DATABASE_URL", database.to_owned()),
         ("INTERNAL_TOKEN", INTERNAL_TOKEN.to_owned()),
         ("PUBLIC_URL", PUBLIC_URL.to_owned()),
-        ("PEER_CHANNELS_URL", urls[0].clone()),
+        ("PEER_CHANNELS_URL", peer_channels.to_owned()),
         ("SIGNUP_RATE_PER_MINUTE", "10000".to_owned()),
     ]);
     let settings: gateway::settings::GatewaySettings =
@@ -68,9 +74,15 @@ pub async fn stack_with(replicas: usize, extra: &[(&str, &str)]) -> Stack {
     )
     .await
     .unwrap();
-    let gateway = format!("http://127.0.0.1:{}", gw.port());
+    let url = format!("http://127.0.0.1:{}", gw.port());
     tokio::spawn(gw.run_until_stopped());
-    Stack { gateway, replicas: urls, http: reqwest::Client::new(), db, _gateway_db: gateway_db }
+    let http = reqwest::Client::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while http.get(format!("{url}/ready")).send().await.map(|r| r.status().as_u16()).unwrap_or(0) != 200 {
+        assert!(std::time::Instant::now() < deadline, "the gateway did not become ready");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    url
 }
 
 pub async fn stack() -> Stack {
@@ -109,6 +121,11 @@ impl Stack {
         assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
         let v: Value = resp.json().await.unwrap();
         v["api_key"].as_str().unwrap().to_owned()
+    }
+
+    /// Another gateway replica (same accounts database) in front of the first peer-channels replica.
+    pub async fn another_gateway(&self) -> String {
+        spawn_gateway(self.gateway_db.url(), &self.replicas[0]).await
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -229,5 +246,18 @@ pub async fn next_json(socket: &mut Socket, wait: Duration) -> Option<Value> {
     match next_frame(socket, wait).await? {
         WsMessage::Text(t) => Some(serde_json::from_str(t.as_str()).unwrap()),
         other => panic!("expected a text frame, got {other:?}"),
+    }
+}
+
+/// True when the socket is closed by the other side (a close frame or the end of the stream)
+/// within `wait`; frames before it are skipped.
+pub async fn closed_within(socket: &mut Socket, wait: Duration) -> bool {
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        match tokio::time::timeout_at(deadline, socket.next()).await {
+            Err(_) => return false,
+            Ok(None) | Ok(Some(Err(_))) | Ok(Some(Ok(WsMessage::Close(_)))) => return true,
+            Ok(Some(Ok(_))) => {}
+        }
     }
 }

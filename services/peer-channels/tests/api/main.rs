@@ -5,5 +5,7 @@ mod auth_matrix;
 mod errors;
 mod helpers;
 mod notifications;
+mod paging;
 mod scenarios;
+mod shutdown;
 mod storage;

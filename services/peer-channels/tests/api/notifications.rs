@@ -8,7 +8,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 
-use crate::helpers::{next_frame, next_json, stack, stack_with, ws};
+use crate::helpers::{closed_within, next_frame, next_json, stack, stack_with, ws};
 use crate::scenarios::urlencode;
 
 const WAIT: Duration = Duration::from_secs(5);
@@ -157,7 +157,8 @@ async fn the_account_socket_speaks_json_or_binary_and_skips_the_accounts_own_wri
 async fn sockets_that_fall_behind_the_fan_out_still_get_every_notification_in_order() {
     // A fan-out that holds two events: a burst of writes overruns it, so the sockets must notice
     // and read what they missed from the database.
-    let s = stack_with(1, &[("WEBSOCKET_FANOUT_CAPACITY", "2")]).await;
+    // Catch-ups read the database three messages at a time, so they page too.
+    let s = stack_with(1, &[("WEBSOCKET_FANOUT_CAPACITY", "2"), ("MESSAGE_PAGE_SIZE", "3")]).await;
     let master = s.account().await;
     let (id, owner) = s.channel(&master, false).await;
     let (_, other) = s.token(&master, &id, true, true).await;
@@ -286,4 +287,58 @@ async fn a_replica_whose_listener_connection_dies_catches_up_without_loss() {
     assert_eq!(got, during, "the writes made while the listener was down, once each");
     let after = s.write(&id, &owner, &json!({"after": true})).await;
     assert_eq!(next_json(&mut socket, WAIT).await.unwrap()["sequence"], after);
+}
+
+#[tokio::test]
+async fn the_owning_accounts_master_token_opens_its_channels_notify_socket() {
+    let s = stack().await;
+    let master = s.account().await;
+    let other_account = s.account().await;
+    let (id, owner) = s.channel(&master, false).await;
+    let (_, writer) = s.token(&master, &id, false, true).await;
+    let path = |token: &str| format!("/api/v1/channel/{id}/notify?token={}", urlencode(token));
+    let mut socket = ws(&s.gateway, &path(&master), None).await.expect("the master token opens it");
+    let seq = s.write(&id, &writer, &json!({"to": "the account"})).await;
+    assert_eq!(next_json(&mut socket, WAIT).await.unwrap()["sequence"], seq);
+    // The account's own writes (its owner token) are on its channel socket too.
+    let seq = s.write(&id, &owner, &json!({"from": "the account"})).await;
+    assert_eq!(next_json(&mut socket, WAIT).await.unwrap()["sequence"], seq);
+    // Another account's master token does not reach the channel; nothing at all is a bad request.
+    assert_eq!(ws(&s.gateway, &path(&other_account), None).await.err(), Some(404));
+    assert_eq!(ws(&s.gateway, &format!("/api/v1/channel/{id}/notify"), None).await.err(), Some(400));
+    // The account socket: no token 400 (as the reference), a wrong one 401.
+    assert_eq!(ws(&s.gateway, "/api/v1/web-socket", None).await.err(), Some(400));
+    assert_eq!(ws(&s.gateway, "/api/v1/web-socket?token=nope", None).await.err(), Some(401));
+}
+
+#[tokio::test]
+async fn revoking_a_master_token_closes_its_sockets_on_every_gateway_replica() {
+    let s = stack().await;
+    let second_gateway = s.another_gateway().await;
+    let master = s.account().await;
+    let (id, owner) = s.channel(&master, false).await;
+    let mut on_first =
+        ws(&s.gateway, &format!("/api/v1/web-socket?token={}", urlencode(&master)), None).await.unwrap();
+    let mut on_second =
+        ws(&second_gateway, &format!("/api/v1/channel/{id}/notify?token={}", urlencode(&master)), None)
+            .await
+            .unwrap();
+    let (_, reader) = s.token(&master, &id, true, false).await;
+    let mut channel_token_socket =
+        ws(&second_gateway, &format!("/api/v1/channel/{id}/notify?token={}", urlencode(&reader)), None)
+            .await
+            .unwrap();
+
+    // Revoked through the first replica: both sockets close at once, on both replicas.
+    let resp = s.http.delete(s.url("/api/v1/account/token")).bearer_auth(&master).send().await.unwrap();
+    assert_eq!(resp.status(), 204);
+    assert!(closed_within(&mut on_first, WAIT).await, "the account socket on the first replica");
+    assert!(closed_within(&mut on_second, WAIT).await, "the notify socket on the second replica");
+    assert_eq!(
+        ws(&second_gateway, &format!("/api/v1/web-socket?token={}", urlencode(&master)), None).await.err(),
+        Some(401)
+    );
+    // A socket opened with a channel token is not the master token's: it stays open.
+    let seq = s.write(&id, &owner, &json!({"still": "here"})).await;
+    assert_eq!(next_json(&mut channel_token_socket, WAIT).await.unwrap()["sequence"], seq);
 }
