@@ -77,6 +77,8 @@ pub const PUBLIC_ENDPOINTS: &[(&str, &str)] = &[
     ("POST", "/api/v1/account/key"),
     ("POST", "/api/v1/account/register"),
     ("GET", "/api/v1/account"),
+    ("DELETE", "/api/v1/account/token"),
+    ("DELETE", "/api/v1/account/tokens"),
     ("GET", "/api/v1/headers/{hash}"),
     ("GET", "/api/v1/headers/by-height"),
     ("GET", "/api/v1/headers/tips"),
@@ -380,7 +382,14 @@ mod tests {
 
     #[test]
     fn every_public_endpoint_routes_somewhere() {
-        let own = ["/api/v1/endpoints", "/api/v1/account", "/api/v1/account/key", "/api/v1/account/register"];
+        let own = [
+            "/api/v1/endpoints",
+            "/api/v1/account",
+            "/api/v1/account/key",
+            "/api/v1/account/register",
+            "/api/v1/account/token",
+            "/api/v1/account/tokens",
+        ];
         for (method, template) in PUBLIC_ENDPOINTS {
             let path = template
                 .replace("{txid}", &"ab".repeat(32))
