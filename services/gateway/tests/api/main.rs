@@ -6,3 +6,4 @@ mod docs;
 mod guards;
 mod helpers;
 mod routing;
+mod shutdown;

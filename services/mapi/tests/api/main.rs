@@ -7,6 +7,7 @@ mod mempool_checker;
 mod minerid;
 mod quotes;
 mod resilience;
+mod shutdown;
 mod status;
 mod submit;
 mod through_gateway;

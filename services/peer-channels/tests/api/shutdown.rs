@@ -35,11 +35,8 @@ async fn sigterm_closes_the_sockets_stops_the_workers_and_exits_within_the_grace
     let stopped = service.terminate(Duration::from_secs(30)).await;
     assert!(stopped.status.success(), "{:?}\n{}", stopped.status, stopped.log);
     assert!(stopped.took < grace, "exited {:?} after SIGTERM; an open socket must not hold it", stopped.took);
-    let mut workers: Vec<String> = stopped
-        .events("worker stopped")
-        .iter()
-        .map(|e| e["worker"].as_str().unwrap().to_owned())
-        .collect();
+    let mut workers: Vec<String> =
+        stopped.events("worker stopped").iter().map(|e| e["worker"].as_str().unwrap().to_owned()).collect();
     workers.sort();
     assert_eq!(workers, ["notification listener", "pruner"], "{}", stopped.log);
     let complete = stopped.events("shutdown complete");
