@@ -13,7 +13,7 @@ mod server;
 pub use bitcoind::{BitcoindNode, NodeOptions};
 pub use chaos::ChaosProxy;
 pub use logs::LogCapture;
-pub use postgres::{TestDatabase, admin_database_url};
+pub use postgres::{TestDatabase, admin_database_url, host_tag};
 pub use process::{ServiceProcess, Stopped};
 pub use receiver::{RecordedRequest, RecordingReceiver};
 pub use server::{RunningServer, serve};

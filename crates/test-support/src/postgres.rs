@@ -1,9 +1,11 @@
 //! A fresh PostgreSQL database per test on the real server, dropped when the test ends.
 //!
 //! The server comes from `DATABASE_URL` (any database on it; the admin work happens in `postgres`)
-//! or defaults to `postgres://postgres@127.0.0.1:5432/postgres`. Names carry the creating process
-//! id, so a later run sweeps what a killed run left behind without touching databases of test
-//! processes that are still alive (nextest runs each test in its own process).
+//! or defaults to `postgres://postgres@127.0.0.1:5432/postgres`. Names carry a tag of the creating
+//! host and the creating process id, so a later run sweeps what a killed run left behind without
+//! touching databases of test processes that are still alive (nextest runs each test in its own
+//! process), nor any database of another host sharing the server (its processes are not in this
+//! host's `/proc`).
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -62,7 +64,8 @@ impl TestDatabase {
         });
         sweep_leftovers(&mut admin).await;
         let name = format!(
-            "{PREFIX}{}_{}_{}",
+            "{}{}_{}_{}",
+            own_prefix(),
             std::process::id(),
             COUNTER.fetch_add(1, Ordering::Relaxed),
             rand::random::<u32>()
@@ -122,18 +125,40 @@ fn drop_database_blocking(admin_url: &str, name: &str) -> Result<(), String> {
     })
 }
 
-/// Drops test databases whose creating process no longer exists.
+/// A short tag of this host (its name, hashed): test databases of different hosts on one server
+/// never share a name prefix.
+pub fn host_tag() -> String {
+    use sha2::{Digest, Sha256};
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_default();
+    hex_prefix(&Sha256::digest(host.trim().as_bytes()))
+}
+
+fn hex_prefix(digest: &[u8]) -> String {
+    digest.iter().take(4).map(|b| format!("{b:02x}")).collect()
+}
+
+/// `test_bsvmapi_h<host tag>_`: the prefix of this host's test databases.
+fn own_prefix() -> String {
+    format!("{PREFIX}h{}_", host_tag())
+}
+
+/// Drops this host's test databases whose creating process no longer exists.
 async fn sweep_leftovers(admin: &mut AsyncPgConnection) {
-    let rows: Vec<DbName> = match diesel::sql_query("SELECT datname FROM pg_database WHERE datname LIKE $1")
-        .bind::<Text, _>(format!("{PREFIX}%"))
-        .load(admin)
-        .await
-    {
-        Ok(r) => r,
-        Err(_) => return,
-    };
+    let prefix = own_prefix();
+    let rows: Vec<DbName> =
+        match diesel::sql_query("SELECT datname FROM pg_database WHERE starts_with(datname, $1)")
+            .bind::<Text, _>(&prefix)
+            .load(admin)
+            .await
+        {
+            Ok(r) => r,
+            Err(_) => return,
+        };
     for row in rows {
-        let pid = row.datname[PREFIX.len()..].split('_').next().and_then(|p| p.parse::<u32>().ok());
+        let pid = row.datname[prefix.len()..].split('_').next().and_then(|p| p.parse::<u32>().ok());
         let alive = pid.is_some_and(|p| std::path::Path::new(&format!("/proc/{p}")).exists());
         if !alive {
             let _ = diesel::sql_query(format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", row.datname))
@@ -146,6 +171,14 @@ async fn sweep_leftovers(admin: &mut AsyncPgConnection) {
 #[cfg(test)]
 mod tests {
     use super::with_database;
+
+    #[test]
+    fn the_host_tag_is_eight_hex_digits() {
+        let tag = super::host_tag();
+        assert_eq!(tag.len(), 8);
+        assert!(tag.bytes().all(|b| b.is_ascii_hexdigit()));
+        assert_eq!(super::hex_prefix(&[0xab, 0x01, 0xff, 0x10, 0x99]), "ab01ff10");
+    }
 
     #[test]
     fn database_name_is_replaced() {
