@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
 # Source this file: it leaves DATABASE_URL pointing at a PostgreSQL server that answers.
-#   1. DATABASE_URL as given, if it answers;
-#   2. the server on 127.0.0.1:5432 (user postgres, trust auth), if it answers;
+#   1. DATABASE_URL as given, if it answers and takes its credentials (psql `SELECT 1`);
+#   2. the server on 127.0.0.1:5432 (user postgres, trust auth), if it answers and takes them;
 #   3. a private cluster under $BSVMAPI_STATE/pg started from installed PostgreSQL binaries
 #      (installing Debian's `postgresql` package first when none are installed and we are root);
 #   4. otherwise it stops with a message naming what to install.
 # After a private cluster was started, PG_PRIVATE_STOP holds the command that stops it.
 
-_pg_answers() { # url
-  if command -v pg_isready >/dev/null 2>&1; then
+_pg_answers() { # url: true when a server there accepts this URL's credentials (not only the port)
+  if command -v psql >/dev/null 2>&1; then
+    PGCONNECT_TIMEOUT=3 psql "$1" -Atqc 'SELECT 1' >/dev/null 2>&1
+  elif command -v pg_isready >/dev/null 2>&1; then
+    # Without psql the credentials cannot be tried: a server that answers is taken.
     pg_isready -q -d "$1" -t 3
   else
     local hostport=${1#*@}; hostport=${hostport%%/*}
@@ -28,9 +31,12 @@ _pg_bindir() {
 }
 
 ensure_postgres() {
-  if [ -n "${DATABASE_URL:-}" ] && _pg_answers "$DATABASE_URL"; then
-    echo "postgres: using DATABASE_URL" >&2
-    return 0
+  if [ -n "${DATABASE_URL:-}" ]; then
+    if _pg_answers "$DATABASE_URL"; then
+      echo "postgres: using DATABASE_URL" >&2
+      return 0
+    fi
+    echo "postgres: DATABASE_URL does not connect and authenticate; looking for another server" >&2
   fi
   local local_url="${PG_LOCAL_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
   if _pg_answers "$local_url"; then

