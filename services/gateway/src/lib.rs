@@ -7,6 +7,7 @@ pub mod client_ip;
 pub mod clock;
 pub mod docs;
 pub mod endpoints;
+pub mod events;
 pub mod proxy;
 pub mod ratelimit;
 pub mod routing;
@@ -88,7 +89,7 @@ impl Application {
     ) -> Result<Self, StartError> {
         let db = Db::new(settings.common.db_settings(SCHEMA)?)?;
         db.migrate(MIGRATIONS).await?;
-        let listener_conn = Listener::new(db.clone(), sessions::NOTIFY_CHANNEL, sessions::LISTENER_NAME)?;
+        let listener_conn = Listener::new(db.clone(), events::NOTIFY_CHANNEL, events::LISTENER_NAME)?;
         let listening = listener_conn.clone();
         let kit = Kit {
             metrics: Metrics::new("gateway")?,

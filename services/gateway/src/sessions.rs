@@ -9,25 +9,9 @@ use std::sync::{Arc, Mutex};
 
 use db_kit::Db;
 use db_kit::listener::{Listener, Notice};
-use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
-/// The `NOTIFY` channel of the gateway's replicas.
-pub const NOTIFY_CHANNEL: &str = "gateway_events";
-
-/// `application_name` of each replica's listening connection.
-pub const LISTENER_NAME: &str = "gateway-listener";
-
-/// What gateway replicas tell each other.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum Event {
-    /// Master tokens were revoked: their sockets close.
-    MasterTokensRevoked {
-        /// The tokens' ids.
-        token_ids: Vec<i64>,
-    },
-}
+use crate::events::Event;
 
 /// Per master token id, its open sockets: (socket id, what closes it).
 type OpenSockets = HashMap<i64, Vec<(u64, CancellationToken)>>;

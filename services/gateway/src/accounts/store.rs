@@ -7,8 +7,8 @@ use diesel::upsert::excluded;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use time::OffsetDateTime;
 
+use crate::events::{Event, NOTIFY_CHANNEL};
 use crate::schema::{accounts, master_tokens, used_signed_messages};
-use crate::sessions::{Event, NOTIFY_CHANNEL};
 
 /// An account as the gateway sees it.
 #[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable)]
