@@ -142,13 +142,7 @@ pub async fn forward(
         upstream::url(upstream::base(&state, route.upstream), &canonical, &upstream::query(&req, &caller));
     let method = reqwest::Method::from_bytes(req.method().as_str().as_bytes())
         .map_err(|_| ApiError::new(ErrorKind::MethodNotAllowed, "unsupported method"))?;
-    let headers = upstream::headers(
-        &req,
-        &route,
-        &caller,
-        secrecy::ExposeSecret::expose_secret(&state.credential),
-        state.trusted_proxies.client(&req),
-    );
+    let headers = upstream::headers_for(&req, &state, &route, &caller);
     let send = state.upstream.request(method, &url).headers(headers).body(body).send();
     let timeout = Duration::from_millis(state.settings.upstream_timeout_ms);
     let resp = match tokio::time::timeout(timeout, send).await {

@@ -75,6 +75,18 @@ pub fn query(req: &HttpRequest, caller: &Caller) -> String {
         .join("&")
 }
 
+/// Request headers for the route's upstream, with the gateway's credential and the client's
+/// address as this gateway's settings say (see [`headers`]).
+pub fn headers_for(
+    req: &HttpRequest,
+    state: &AppState,
+    route: &Route,
+    caller: &Caller,
+) -> reqwest::header::HeaderMap {
+    let credential = secrecy::ExposeSecret::expose_secret(&state.credential);
+    headers(req, route, caller, credential, state.trusted_proxies.client(req))
+}
+
 /// Request headers for the route's upstream (see the module doc for who gets what).
 pub fn headers(
     req: &HttpRequest,

@@ -38,14 +38,7 @@ pub async fn forward(
         .as_str()
         .into_client_request()
         .map_err(|_| ApiError::new(ErrorKind::BadGateway, "bad upstream URL"))?;
-    let headers = upstream::headers(
-        &req,
-        &route,
-        &caller,
-        secrecy::ExposeSecret::expose_secret(&state.credential),
-        state.trusted_proxies.client(&req),
-    );
-    for (name, value) in headers.iter() {
+    for (name, value) in upstream::headers_for(&req, &state, &route, &caller).iter() {
         upstream_req.headers_mut().insert(name.clone(), value.clone());
     }
     let timeout = std::time::Duration::from_millis(state.settings.upstream_timeout_ms);

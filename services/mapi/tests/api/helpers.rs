@@ -82,6 +82,16 @@ impl TestApp {
         self.request(reqwest::Method::POST, path, who).json(body).send().await.unwrap()
     }
 
+    /// The value of one of the service's Prometheus series (the first line that starts with `name`).
+    pub async fn metric(&self, name: &str) -> f64 {
+        let text = self.get("/metrics", As::Anonymous).await.text().await.unwrap();
+        text.lines()
+            .filter(|l| !l.starts_with('#'))
+            .find_map(|l| l.strip_prefix(name).and_then(|rest| rest.split_whitespace().last()))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no metric {name}"))
+    }
+
     /// Adds a node through the admin API.
     pub async fn add_node(&self, node: &BitcoindNode) -> reqwest::Response {
         self.post(

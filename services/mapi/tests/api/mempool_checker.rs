@@ -181,16 +181,6 @@ async fn store_accepted(conn: &mut diesel_async::AsyncPgConnection, hex: &str) -
     txid
 }
 
-/// The value of a metric of the service.
-async fn metric(app: &crate::helpers::TestApp, name: &str) -> f64 {
-    let text = app.get("/metrics", As::Anonymous).await.text().await.unwrap();
-    text.lines()
-        .filter(|l| !l.starts_with('#'))
-        .find_map(|l| l.strip_prefix(name).and_then(|rest| rest.split_whitespace().last()))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| panic!("no metric {name}"))
-}
-
 #[tokio::test]
 async fn one_nodes_refusal_never_overwrites_another_nodes_accept() {
     use diesel_async::AsyncConnection;
@@ -218,7 +208,7 @@ async fn one_nodes_refusal_never_overwrites_another_nodes_accept() {
 
     // Wait until the stranger was asked in at least three rounds (or a row was overwritten).
     let deadline = Instant::now() + Duration::from_secs(20);
-    while metric(&app, "merchantapi_mempoolchecker_tx_missing_counter").await < 5.0 {
+    while app.metric("merchantapi_mempoolchecker_tx_missing_counter").await < 5.0 {
         let overwritten = stored_status(&mut conn, &adopted).await == Some(-2)
             || stored_status(&mut conn, &accepted).await == Some(2);
         if overwritten {
@@ -241,10 +231,10 @@ async fn a_checker_that_loses_its_lock_stops_and_another_replica_takes_over() {
         [("MEMPOOL_CHECKER_INTERVAL_SEC", "1"), ("MEMPOOL_CHECKER_UNSUCCESSFUL_INTERVAL_SEC", "1")];
     let first = spawn_app_with(&settings).await;
     let second = crate::helpers::spawn_replica(Some(first._db.url()), &settings).await;
-    let active = |app| metric(app, "mapi_mempool_checker_active");
+    const ACTIVE: &str = "mapi_mempool_checker_active";
     let deadline = Instant::now() + Duration::from_secs(20);
     let (holder, standby) = loop {
-        match (active(&first).await, active(&second).await) {
+        match (first.metric(ACTIVE).await, second.metric(ACTIVE).await) {
             (1.0, 0.0) => break (&first, &second),
             (0.0, 1.0) => break (&second, &first),
             other => assert!(Instant::now() < deadline, "no single checker: {other:?}"),
@@ -271,7 +261,7 @@ async fn a_checker_that_loses_its_lock_stops_and_another_replica_takes_over() {
     // The other replica takes over, and the first one stops (one checker at a time).
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let now = (active(holder).await, active(standby).await);
+        let now = (holder.metric(ACTIVE).await, standby.metric(ACTIVE).await);
         if now == (0.0, 1.0) {
             break;
         }
@@ -279,7 +269,7 @@ async fn a_checker_that_loses_its_lock_stops_and_another_replica_takes_over() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
-    assert_eq!((active(holder).await, active(standby).await), (0.0, 1.0), "it stays that way");
+    assert_eq!((holder.metric(ACTIVE).await, standby.metric(ACTIVE).await), (0.0, 1.0), "it stays that way");
     let pids: Vec<Pid> = diesel::sql_query(lock_holders).load(&mut admin).await.unwrap();
     assert_eq!(pids.len(), 1, "one lock, one checker");
 }

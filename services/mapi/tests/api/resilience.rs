@@ -12,16 +12,6 @@ use wire_model::mapi::SubmitTxPayload;
 
 use crate::helpers::{As, TestApp, coins, spawn_app_with, spend};
 
-/// The value of a Prometheus counter of the service.
-async fn metric(app: &TestApp, name: &str) -> f64 {
-    let text = app.get("/metrics", As::Anonymous).await.text().await.unwrap();
-    text.lines()
-        .filter(|l| !l.starts_with('#'))
-        .find_map(|l| l.strip_prefix(name).and_then(|rest| rest.split_whitespace().last()))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| panic!("no metric {name}"))
-}
-
 async fn submit(app: &TestApp, body: Value) -> SubmitTxPayload {
     let resp = app.post("/mapi/tx", As::Anonymous, &body).await;
     let status = resp.status();
@@ -98,7 +88,7 @@ async fn stored_statuses_are_handled_as_the_reference_does() {
             assert_eq!(stored(&mut conn, txid).await.tx_status, *status, "unchanged");
         }
     }
-    let sent_before = metric(&app, "merchantapi_mapi_tx_sent_to_node_counter").await;
+    let sent_before = app.metric("merchantapi_mapi_tx_sent_to_node_counter").await;
     assert_eq!(sent_before, 1.0, "only the rejected one went to the node");
 
     // Same parameters: mined (0) and accepted (1) are "Already known" without a node call; sent to
@@ -117,7 +107,7 @@ async fn stored_statuses_are_handled_as_the_reference_does() {
             }
         }
     }
-    assert_eq!(metric(&app, "merchantapi_mapi_tx_sent_to_node_counter").await, sent_before + 2.0);
+    assert_eq!(app.metric("merchantapi_mapi_tx_sent_to_node_counter").await, sent_before + 2.0);
     let mempool: Vec<String> = serde_json::from_value(node.rpc("getrawmempool", json!([])).await).unwrap();
     for (status, txid, _) in &txs {
         assert_eq!(mempool.contains(&txid.to_string()), matches!(status, -2 | -1 | 2), "status {status}");

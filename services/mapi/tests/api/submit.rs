@@ -233,36 +233,23 @@ async fn one_node_down_still_succeeds_all_down_is_503() {
     assert_eq!(problem["status"], 503);
 }
 
-/// The value of a Prometheus counter of the service.
-async fn metric(app: &TestApp, name: &str) -> f64 {
-    let text = app.get("/metrics", As::Anonymous).await.text().await.unwrap();
-    text.lines()
-        .find_map(|l| {
-            l.strip_prefix(name)
-                .and_then(|rest| rest.split_whitespace().last())
-                .filter(|_| !l.starts_with('#'))
-        })
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| panic!("no metric {name}"))
-}
-
 #[tokio::test]
 async fn resubmitting_an_accepted_tx_does_not_call_the_node_unless_configured() {
     let (app, node) = app_with_node().await;
     let coins = coins(&node).await;
     let hex = spend(&node, &coins[0], 1000, 0).await;
     assert_eq!(submit_one(&app, As::Anonymous, json!({"rawtx": hex})).await.result_description, "");
-    assert_eq!(metric(&app, "merchantapi_mapi_tx_sent_to_node_counter").await, 1.0);
+    assert_eq!(app.metric("merchantapi_mapi_tx_sent_to_node_counter").await, 1.0);
     assert_eq!(
         submit_one(&app, As::Anonymous, json!({"rawtx": hex})).await.result_description,
         "Already known"
     );
-    assert_eq!(metric(&app, "merchantapi_mapi_tx_sent_to_node_counter").await, 1.0, "no node call");
-    assert_eq!(metric(&app, "merchantapi_mapi_tx_anonymous_user_counter").await, 2.0);
+    assert_eq!(app.metric("merchantapi_mapi_tx_sent_to_node_counter").await, 1.0, "no node call");
+    assert_eq!(app.metric("merchantapi_mapi_tx_anonymous_user_counter").await, 2.0);
     // Each answer counted once.
-    assert_eq!(metric(&app, "merchantapi_mapi_tx_accepted_by_node_counter").await, 1.0);
-    assert_eq!(metric(&app, "merchantapi_mapi_tx_response_success_counter").await, 2.0);
-    assert_eq!(metric(&app, "merchantapi_mapi_tx_response_failure_counter").await, 0.0);
+    assert_eq!(app.metric("merchantapi_mapi_tx_accepted_by_node_counter").await, 1.0);
+    assert_eq!(app.metric("merchantapi_mapi_tx_response_success_counter").await, 2.0);
+    assert_eq!(app.metric("merchantapi_mapi_tx_response_failure_counter").await, 0.0);
     let status: Value = app.get("/api/v1/status/tx", As::Admin).await.json().await.unwrap();
     assert_eq!(status["txSentToNode"], 1.0);
     assert_eq!(status["request"], 2.0);
@@ -274,7 +261,7 @@ async fn resubmitting_an_accepted_tx_does_not_call_the_node_unless_configured() 
     assert_eq!(submit_one(&resubmitting, As::Anonymous, json!({"rawtx": hex2})).await.result_description, "");
     let again = submit_one(&resubmitting, As::Anonymous, json!({"rawtx": hex2})).await;
     assert_eq!(again.return_result, wire_model::mapi::ReturnResult::Success, "{again:?}");
-    assert_eq!(metric(&resubmitting, "merchantapi_mapi_tx_sent_to_node_counter").await, 2.0, "sent again");
+    assert_eq!(resubmitting.metric("merchantapi_mapi_tx_sent_to_node_counter").await, 2.0, "sent again");
 }
 
 #[tokio::test]
