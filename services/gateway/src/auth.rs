@@ -180,8 +180,11 @@ pub async fn authenticate(
             // to judge (a channel token, or nothing).
             let token = match Bearer::of(req) {
                 Bearer::Token(t) => Some(t.to_owned()),
-                Bearer::Absent => query_param(req, "token").map(|t| t.into_owned()),
-                Bearer::Malformed => None,
+                // Query credentials only where clients have no other way: websocket handshakes.
+                Bearer::Absent if crate::ws_proxy::is_upgrade(req) => {
+                    query_param(req, "token").map(|t| t.into_owned())
+                }
+                Bearer::Absent | Bearer::Malformed => None,
             };
             match token {
                 Some(token) => Ok(account_of(state, &token).await?.unwrap_or(Caller::PassThrough)),

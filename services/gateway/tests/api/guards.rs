@@ -172,6 +172,14 @@ async fn websockets_take_the_master_token_in_the_query_and_need_a_token() {
     assert!(header("x-caller-account").is_some(), "{last:?}");
     assert_eq!(header(":uri").as_deref(), Some("/api/v1/channel/abc/notify?since=3"));
     assert!(!last.iter().any(|(_, v)| v.contains(&master)), "the master token went upstream");
+
+    // Outside a websocket handshake a query token is not a credential the gateway reads.
+    let plain = format!("{}/api/v1/channel/abc?token={}", app.url, urlencode(&master));
+    app.http.get(plain).send().await.unwrap();
+    let handshakes = ws.handshakes.lock().unwrap().clone();
+    let last = handshakes.last().unwrap();
+    assert!(last.iter().any(|(k, v)| k == ":uri" && v.starts_with("/api/v1/channel/abc?")), "{last:?}");
+    assert!(!last.iter().any(|(k, _)| k == "x-caller-account"), "{last:?}");
 }
 
 fn urlencode(s: &str) -> String {
