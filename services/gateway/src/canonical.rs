@@ -10,11 +10,12 @@ use actix_web::http::Uri;
 use actix_web::middleware::Next;
 use service_kit::ApiError;
 
-use crate::routing::{PathRefusal, canonical_request_path, encode_path};
+use crate::routing::{CanonicalRequest, PathRefusal, canonical_request, encode_path};
 
-/// The canonical path of the request, decoded (what routing and forwarding use).
+/// The canonical path of the request, decoded (what routing and forwarding use), and its
+/// operation's template.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CanonicalPath(pub String);
+pub struct CanonicalPath(pub CanonicalRequest);
 
 /// Middleware (outermost): rewrites the request's path to its canonical form; 404 for internal
 /// paths, 400 for paths that cannot be decoded.
@@ -23,12 +24,12 @@ pub async fn canonical_path(
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
     let raw = req.uri().path().to_owned();
-    let canonical = match canonical_request_path(&raw) {
+    let canonical = match canonical_request(&raw) {
         Ok(c) => c,
         Err(PathRefusal::Internal) => return Err(ApiError::not_found(format!("no resource at {raw}")).into()),
         Err(PathRefusal::Malformed) => return Err(ApiError::bad_request("malformed path").into()),
     };
-    let encoded = encode_path(&canonical);
+    let encoded = encode_path(&canonical.path);
     if encoded != raw {
         let path_and_query = match req.uri().query() {
             Some(q) => format!("{encoded}?{q}"),

@@ -16,7 +16,7 @@ use service_kit::{ApiError, ErrorKind};
 use crate::AppState;
 use crate::auth::{Caller, authenticate};
 use crate::canonical::CanonicalPath;
-use crate::routing::{Route, Upstream, canonical_request_path, classify, template_of};
+use crate::routing::{CanonicalRequest, Route, Upstream, canonical_request, classify};
 use crate::upstream::{self, HOP_BY_HOP};
 
 /// Bodies up to this size (with a Content-Length) are sent in one piece; larger or chunked ones
@@ -24,18 +24,21 @@ use crate::upstream::{self, HOP_BY_HOP};
 const BUFFER_LIMIT: u64 = 64 * 1024;
 
 /// The canonical path the [`crate::canonical`] middleware decided for this request.
-fn canonical_path(req: &HttpRequest) -> Result<String, ApiError> {
+fn canonical_path(req: &HttpRequest) -> Result<CanonicalRequest, ApiError> {
     if let Some(c) = req.extensions().get::<CanonicalPath>() {
         return Ok(c.0.clone());
     }
-    canonical_request_path(req.path()).map_err(|_| ApiError::bad_request("malformed path"))
+    canonical_request(req.path()).map_err(|_| ApiError::bad_request("malformed path"))
 }
 
 /// Routes and authenticates a request; the common first half of HTTP and websocket forwarding.
-pub async fn admit(req: &HttpRequest, state: &AppState) -> Result<(String, Route, Caller), ApiError> {
+pub async fn admit(
+    req: &HttpRequest,
+    state: &AppState,
+) -> Result<(CanonicalRequest, Route, Caller), ApiError> {
     let canonical = canonical_path(req)?;
-    let route = classify(&canonical, state.settings.headers_enabled(), state.settings.indexer_enabled())
-        .ok_or_else(|| ApiError::not_found(format!("no resource at {canonical}")))?;
+    let route = classify(&canonical.path, state.settings.headers_enabled(), state.settings.indexer_enabled())
+        .ok_or_else(|| ApiError::not_found(format!("no resource at {}", canonical.path)))?;
     let caller = authenticate(req, route.class, state).await?;
     Ok((canonical, route, caller))
 }
@@ -138,8 +141,11 @@ pub async fn forward(
     let limit = body_limit(&state, &route);
     let exceeded = Arc::new(AtomicBool::new(false));
     let body = request_body(&req, payload, limit, exceeded.clone()).await?;
-    let url =
-        upstream::url(upstream::base(&state, route.upstream), &canonical, &upstream::query(&req, &caller));
+    let url = upstream::url(
+        upstream::base(&state, route.upstream),
+        &canonical.path,
+        &upstream::query(&req, &caller),
+    );
     let method = reqwest::Method::from_bytes(req.method().as_str().as_bytes())
         .map_err(|_| ApiError::new(ErrorKind::MethodNotAllowed, "unsupported method"))?;
     let headers = upstream::headers_for(&req, &state, &route, &caller);
@@ -185,7 +191,7 @@ pub async fn forward(
     };
     // The upstream's error bodies reach the client as they are.
     answer.extensions_mut().insert(service_kit::app::Passthrough);
-    if let Some(template) = template_of(&canonical) {
+    if let Some(template) = canonical.template {
         answer.extensions_mut().insert(RouteLabel(template));
     }
     Ok(answer)

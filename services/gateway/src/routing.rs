@@ -139,6 +139,10 @@ pub const PUBLIC_ENDPOINTS: &[(&str, &str)] = &[
 /// `/`, collapses repeated slashes and resolves `.` and `..`. The result is what is routed *and*
 /// what is forwarded, so the upstream never sees a spelling the gateway did not check.
 pub fn canonicalize(raw: &str) -> Result<String, PathRefusal> {
+    if is_plain(raw) {
+        // Nothing to decode or resolve: the common case, without the copies.
+        return refuse_internal(raw.to_owned());
+    }
     let mut decoded = raw.to_owned();
     for _ in 0..3 {
         let next =
@@ -166,46 +170,94 @@ pub fn canonicalize(raw: &str) -> Result<String, PathRefusal> {
             s => segments.push(s),
         }
     }
-    let canonical = format!("/{}", segments.join("/"));
-    let first = segments.first().map(|s| s.trim().to_ascii_lowercase());
-    if first.as_deref() == Some("internal") {
-        return Err(PathRefusal::Internal);
-    }
-    Ok(canonical)
+    refuse_internal(format!("/{}", segments.join("/")))
 }
 
-/// The canonical path of a request as every guard and the router see it: [`canonicalize`], then,
-/// for the mAPI paths, each fixed segment in the spelling of its operation (the mAPI reference
-/// matches paths case-insensitively: `/mapi/feequote` is `/mapi/feeQuote`).
-pub fn canonical_request_path(raw: &str) -> Result<String, PathRefusal> {
-    let canonical = canonicalize(raw)?;
-    let is_mapi = classify(&canonical, false, false).is_some_and(|r| r.upstream == Upstream::Mapi);
-    if !is_mapi {
-        return Ok(canonical);
-    }
-    Ok(match template_of(&canonical) {
-        Some(template) => spelled_as(&canonical, template),
-        None => canonical,
-    })
+/// True for a path that is already canonical: ASCII, no percent sign, backslash or control
+/// character, and no empty, `.` or `..` segment.
+fn is_plain(raw: &str) -> bool {
+    raw.len() > 1
+        && raw.starts_with('/')
+        && raw.bytes().all(|b| b.is_ascii() && !b.is_ascii_control() && b != b'%' && b != b'\\')
+        && raw[1..].split('/').all(|s| !s.is_empty() && s != "." && s != "..")
 }
+
+/// `canonical`, unless its first segment names something internal.
+fn refuse_internal(canonical: String) -> Result<String, PathRefusal> {
+    let first = canonical.split('/').find(|s| !s.is_empty()).unwrap_or_default();
+    if first.trim().eq_ignore_ascii_case("internal") { Err(PathRefusal::Internal) } else { Ok(canonical) }
+}
+
+/// A request's path as every guard and the router see it, and the public operation it belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CanonicalRequest {
+    /// [`canonicalize`]d and, for the mAPI paths, each fixed segment in the spelling of its
+    /// operation (the mAPI reference matches paths case-insensitively: `/mapi/feequote` is
+    /// `/mapi/feeQuote`).
+    pub path: String,
+    /// The template of the operation the path matches (the metrics' route label), if any.
+    pub template: Option<&'static str>,
+}
+
+/// The canonical form of a request's raw path (see [`CanonicalRequest`]).
+pub fn canonical_request(raw: &str) -> Result<CanonicalRequest, PathRefusal> {
+    let path = canonicalize(raw)?;
+    let Some(template) = template_info(&path) else {
+        return Ok(CanonicalRequest { path, template: None });
+    };
+    let path = if template.is_mapi { spelled_as(&path, template.text) } else { path };
+    Ok(CanonicalRequest { path, template: Some(template.text) })
+}
+
+/// The canonical path of a request ([`canonical_request`] without the template).
+pub fn canonical_request_path(raw: &str) -> Result<String, PathRefusal> {
+    canonical_request(raw).map(|c| c.path)
+}
+
+/// A public operation's template, split once.
+struct Template {
+    text: &'static str,
+    segments: Vec<&'static str>,
+    fixed: usize,
+    is_mapi: bool,
+}
+
+/// [`PUBLIC_ENDPOINTS`]' templates, each once (several methods share one).
+static TEMPLATES: std::sync::LazyLock<Vec<Template>> = std::sync::LazyLock::new(|| {
+    let mut seen = std::collections::HashSet::new();
+    PUBLIC_ENDPOINTS
+        .iter()
+        .filter(|(_, text)| seen.insert(*text))
+        .map(|(_, text)| {
+            let segments: Vec<&'static str> = text.split('/').filter(|s| !s.is_empty()).collect();
+            let fixed = segments.iter().filter(|s| !is_placeholder(s)).count();
+            let is_mapi = classify(text, false, false).is_some_and(|r| r.upstream == Upstream::Mapi);
+            Template { text, segments, fixed, is_mapi }
+        })
+        .collect()
+});
 
 /// The public operation template a canonical path belongs to, comparing fixed segments without
 /// regard to case; where several match, the one with the most fixed segments (so
 /// `/api/v1/channel/manage/list` is not a message of channel `manage`). Used as the metrics'
 /// route label and to spell mAPI paths.
 pub fn template_of(canonical: &str) -> Option<&'static str> {
-    let segments: Vec<&str> = canonical.split('/').filter(|s| !s.is_empty()).collect();
-    PUBLIC_ENDPOINTS
+    template_info(canonical).map(|t| t.text)
+}
+
+fn template_info(canonical: &str) -> Option<&'static Template> {
+    let segments = || canonical.split('/').filter(|s| !s.is_empty());
+    let count = segments().count();
+    TEMPLATES
         .iter()
-        .map(|(_, template)| *template)
-        .filter_map(|template| {
-            let fixed: Vec<&str> = template.split('/').filter(|s| !s.is_empty()).collect();
-            let matches = fixed.len() == segments.len()
-                && fixed.iter().zip(&segments).all(|(t, s)| is_placeholder(t) || t.eq_ignore_ascii_case(s));
-            matches.then(|| (fixed.iter().filter(|t| !is_placeholder(t)).count(), template))
+        .filter(|t| {
+            t.segments.len() == count
+                && t.segments
+                    .iter()
+                    .zip(segments())
+                    .all(|(t, s)| is_placeholder(t) || t.eq_ignore_ascii_case(s))
         })
-        .max_by_key(|(fixed, _)| *fixed)
-        .map(|(_, template)| template)
+        .max_by_key(|t| t.fixed)
 }
 
 fn is_placeholder(segment: &str) -> bool {

@@ -11,7 +11,7 @@ use tokio_tungstenite::tungstenite::protocol::Message as UpMsg;
 
 use crate::AppState;
 use crate::auth::Caller;
-use crate::routing::Route;
+use crate::routing::{CanonicalRequest, Route};
 use crate::upstream;
 
 /// True for a websocket handshake.
@@ -27,12 +27,27 @@ pub async fn forward(
     req: HttpRequest,
     payload: web::Payload,
     state: web::Data<AppState>,
-    canonical: String,
+    canonical: CanonicalRequest,
     route: Route,
     caller: Caller,
 ) -> Result<HttpResponse, ApiError> {
-    let http_url =
-        upstream::url(upstream::base(&state, route.upstream), &canonical, &upstream::query(&req, &caller));
+    // A socket opened with a master token lives only as long as the token. Registered before the
+    // token is checked again, so a revocation in between is seen by one or the other.
+    let registered = match caller {
+        Caller::Account { token_id, .. } => {
+            let session = state.sessions.register(token_id);
+            if !crate::accounts::store::revoked_among(&state.db, &[token_id]).await?.is_empty() {
+                return Err(ApiError::unauthorized("Invalid bearer token."));
+            }
+            Some(session)
+        }
+        _ => None,
+    };
+    let http_url = upstream::url(
+        upstream::base(&state, route.upstream),
+        &canonical.path,
+        &upstream::query(&req, &caller),
+    );
     let ws_url = http_url.replacen("http://", "ws://", 1).replacen("https://", "wss://", 1);
     let mut upstream_req = ws_url
         .as_str()
@@ -66,11 +81,6 @@ pub async fn forward(
         };
     let (response, session, client_stream) = actix_ws::handle(&req, payload)
         .map_err(|e| ApiError::bad_request(format!("websocket handshake: {e}")))?;
-    // A socket opened with a master token lives only as long as the token.
-    let registered = match caller {
-        Caller::Account { token_id, .. } => Some(state.sessions.register(token_id)),
-        _ => None,
-    };
     actix_web::rt::spawn(pump(upstream, session, client_stream, registered, state.shutdown.clone()));
     Ok(response)
 }

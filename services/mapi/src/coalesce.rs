@@ -154,6 +154,17 @@ impl<B: Batch> Coalescer<B> {
     /// this is a direct call); under concurrency it goes to the worker, where it can be merged,
     /// unless the queue is full.
     pub async fn call(&self, req: B::Req) -> Result<B::Resp, Refused> {
+        self.submit(req, false).await
+    }
+
+    /// As [`Coalescer::call`], but when the queue is full the caller runs its request alone
+    /// instead of being refused: for work that must not be dropped once earlier steps happened
+    /// (recording what the nodes answered). Its concurrency is still bounded by the callers'.
+    pub async fn call_or_run(&self, req: B::Req) -> Result<B::Resp, Refused> {
+        self.submit(req, true).await
+    }
+
+    async fn submit(&self, req: B::Req, run_when_full: bool) -> Result<B::Resp, Refused> {
         if self.queued.load(Ordering::SeqCst) == 0
             && self.slots.available_permits() == self.parallel
             && let Ok(slot) = self.slots.clone().try_acquire_owned()
@@ -167,6 +178,9 @@ impl<B: Batch> Coalescer<B> {
         // A request alone may exceed the capacity; it must not wait behind others then.
         if waiting > 0 && waiting + size > self.capacity {
             self.queued_items.fetch_sub(size, Ordering::SeqCst);
+            if run_when_full {
+                return self.batch.run(vec![req]).await.pop().ok_or(Refused::Stopped);
+            }
             return Err(Refused::Full);
         }
         let (reply, answer) = oneshot::channel();
@@ -270,6 +284,9 @@ mod tests {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         assert_eq!(c.call(vec![9]).await, Err(Refused::Full));
         assert_eq!(c.call(vec![9, 10]).await, Err(Refused::Full));
+        // Work that must not be dropped runs alone instead (here it hangs like the rest).
+        let alone = tokio::time::timeout(std::time::Duration::from_millis(50), c.call_or_run(vec![11])).await;
+        assert!(alone.is_err(), "it ran instead of being refused");
         in_flight.abort();
         for w in waiting {
             w.abort();

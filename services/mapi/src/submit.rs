@@ -576,7 +576,8 @@ pub async fn submit(
         m.tx_accepted_by_node.inc_by(accepted.len() as u64);
         m.tx_rejected_by_node.inc_by(rejected.len() as u64);
         let outcome = Outcome { accepted, rejected, authenticated: identity.is_some() };
-        state.io.record.call(outcome).await.map_err(refused)??;
+        // The nodes have answered: recording it is not shed, whatever the queue holds.
+        state.io.record.call_or_run(outcome).await.map_err(refused)??;
     }
 
     // 7. The reference's order: pre-submit results in request order, then node results

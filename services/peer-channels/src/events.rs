@@ -6,7 +6,7 @@
 //! whenever it may have missed something (it fell behind the fan-out, or the listener reconnected)
 //! it reads the missed messages from the database.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use db_kit::listener::{Listener, Notice};
 use db_kit::{Db, DbError};
@@ -59,19 +59,25 @@ pub enum Event {
 #[derive(Debug, Clone)]
 pub struct Hub {
     sender: broadcast::Sender<Arc<Event>>,
-    /// The `LISTEN` connection, once started (readiness reports whether it is up).
-    listener: Arc<OnceLock<Listener>>,
+    /// The replica's `LISTEN` connection (readiness reports whether it is up).
+    listener: Listener,
 }
 
 impl Hub {
-    /// A hub whose slowest subscriber may fall `capacity` events behind before it must resync.
-    pub fn new(capacity: usize) -> Self {
-        Self { sender: broadcast::channel(capacity).0, listener: Arc::new(OnceLock::new()) }
+    /// A hub fed by `listener`, whose slowest subscriber may fall `capacity` events behind before
+    /// it must resync.
+    pub fn new(capacity: usize, listener: Listener) -> Self {
+        Self { sender: broadcast::channel(capacity).0, listener }
+    }
+
+    /// The `LISTEN` connection of this replica (named [`LISTENER_NAME`], on [`NOTIFY_CHANNEL`]).
+    pub fn listener(db: Db) -> Result<Listener, DbError> {
+        Listener::new(db, NOTIFY_CHANNEL, LISTENER_NAME)
     }
 
     /// Whether this replica currently receives other replicas' events.
     pub fn is_listening(&self) -> bool {
-        self.listener.get().is_some_and(Listener::is_up)
+        self.listener.is_up()
     }
 
     /// A new subscription; subscribe before reading the backlog so nothing falls in between.
@@ -98,19 +104,11 @@ pub async fn notify(conn: &mut diesel_async::AsyncPgConnection, event: &Event) -
     db_kit::listener::notify(conn, NOTIFY_CHANNEL, &payload).await
 }
 
-/// Listens on a dedicated connection until `cancel`, reconnecting after failures (and telling the
-/// sockets to resync, as events may have been missed meanwhile); `/ready` reports it through the
-/// hub.
-pub async fn listen(db: Db, hub: Hub, cancel: CancellationToken) {
-    let listener = match Listener::new(db, NOTIFY_CHANNEL, LISTENER_NAME) {
-        Ok(l) => l,
-        Err(e) => {
-            tracing::error!(error = %e, "notification listener cannot start");
-            return;
-        }
-    };
-    hub.listener.set(listener.clone()).ok();
-    listener
+/// Listens on the hub's dedicated connection until `cancel`, reconnecting after failures (and
+/// telling the sockets to resync, as events may have been missed meanwhile).
+pub async fn listen(hub: Hub, cancel: CancellationToken) {
+    hub.listener
+        .clone()
         .run(cancel, |notice| match notice {
             Notice::Connected { resumed: false } => {}
             Notice::Connected { resumed: true } => hub.publish(Event::Resync),

@@ -104,7 +104,7 @@ impl Application {
         db.migrate(MIGRATIONS).await?;
         let registry = Metrics::new("peer_channels")?;
         let metrics = ChannelMetrics::new(registry.registry())?;
-        let hub = events::Hub::new(settings.websocket_fanout_capacity);
+        let hub = events::Hub::new(settings.websocket_fanout_capacity, events::Hub::listener(db.clone())?);
         let listening = hub.clone();
         let kit = Kit {
             metrics: registry,
@@ -119,10 +119,7 @@ impl Application {
         };
         let grace = settings.common.shutdown_grace_secs;
         let workers = Workers::new();
-        workers.spawn(
-            "notification listener",
-            events::listen(db.clone(), hub.clone(), workers.shutdown_token()),
-        );
+        workers.spawn("notification listener", events::listen(hub.clone(), workers.shutdown_token()));
         let state =
             web::Data::new(AppState { db, settings, hub, metrics, shutdown: workers.shutdown_token() });
         if state.settings.pruner_interval_secs > 0 {
