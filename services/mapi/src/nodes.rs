@@ -206,14 +206,7 @@ pub async fn all(db: &Db) -> Result<Vec<NodeRow>, DbError> {
 
 /// Clients of every stored node; 503 when there are none.
 pub async fn clients(state: &AppState) -> Result<Vec<(NodeRow, RpcClient)>, ApiError> {
-    let rows = match state.node_list.get(&()) {
-        Some(rows) => rows,
-        None => {
-            let rows = all(&state.db).await?;
-            state.node_list.put((), rows.clone());
-            rows
-        }
-    };
+    let rows = state.node_list.get_or_load((), || all(&state.db)).await?;
     if rows.is_empty() {
         return Err(ApiError::unavailable("No nodes available"));
     }

@@ -67,12 +67,7 @@ pub async fn cached_for_identity(
     identity: Option<(&str, &str)>,
 ) -> Result<Vec<Quote>, DbError> {
     let key = identity.map(|(i, p)| (i.to_owned(), p.to_owned()));
-    if let Some(quotes) = state.quote_cache.get(&key) {
-        return Ok(quotes);
-    }
-    let quotes = for_identity(&state.db, identity).await?;
-    state.quote_cache.put(key, quotes.clone());
-    Ok(quotes)
+    state.quote_cache.get_or_load(key, || for_identity(&state.db, identity)).await
 }
 
 /// The quotes of one identity (`None`: anonymous).
