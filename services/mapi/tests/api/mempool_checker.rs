@@ -102,16 +102,27 @@ async fn store_sending(
     hex: &str,
     age: &str,
 ) -> bsv_primitives::Txid {
-    use diesel::sql_types::{Bytea, Text};
+    store(conn, hex, -1, age).await
+}
+
+/// Stores `hex` with `status`, received and submitted `age` ago.
+async fn store(
+    conn: &mut diesel_async::AsyncPgConnection,
+    hex: &str,
+    status: i16,
+    age: &str,
+) -> bsv_primitives::Txid {
+    use diesel::sql_types::{Bytea, SmallInt, Text};
     use diesel_async::RunQueryDsl;
     let raw = hex::decode(hex).unwrap();
     let txid = bsv_primitives::Transaction::parse(&raw).unwrap().txid();
     diesel::sql_query(
-        "INSERT INTO mapi.txs (txid, payload, tx_status, ok_to_mine, received_at) \
-         VALUES ($1, $2, -1, true, now() - $3::interval)",
+        "INSERT INTO mapi.txs (txid, payload, tx_status, ok_to_mine, received_at, submitted_at) \
+         VALUES ($1, $2, $3, true, now() - $4::interval, now() - $4::interval)",
     )
     .bind::<Bytea, _>(txid.internal().to_vec())
     .bind::<Bytea, _>(raw)
+    .bind::<SmallInt, _>(status)
     .bind::<Text, _>(age)
     .execute(conn)
     .await
@@ -163,24 +174,6 @@ async fn rows_left_sent_to_node_are_adopted_and_get_the_nodes_answer() {
     assert_eq!(stored_status(&mut conn, &in_flight).await, Some(-1));
 }
 
-/// Stores `hex` as accepted (status 1) an hour ago.
-async fn store_accepted(conn: &mut diesel_async::AsyncPgConnection, hex: &str) -> bsv_primitives::Txid {
-    use diesel::sql_types::Bytea;
-    use diesel_async::RunQueryDsl;
-    let raw = hex::decode(hex).unwrap();
-    let txid = bsv_primitives::Transaction::parse(&raw).unwrap().txid();
-    diesel::sql_query(
-        "INSERT INTO mapi.txs (txid, payload, tx_status, ok_to_mine, received_at, submitted_at) \
-         VALUES ($1, $2, 1, true, now() - interval '1 hour', now() - interval '1 hour')",
-    )
-    .bind::<Bytea, _>(txid.internal().to_vec())
-    .bind::<Bytea, _>(raw)
-    .execute(conn)
-    .await
-    .unwrap();
-    txid
-}
-
 #[tokio::test]
 async fn one_nodes_refusal_never_overwrites_another_nodes_accept() {
     use diesel_async::AsyncConnection;
@@ -204,7 +197,7 @@ async fn one_nodes_refusal_never_overwrites_another_nodes_accept() {
     let adopted = store_sending(&mut conn, &adopted_hex, "1 hour").await;
     let accepted_hex = spend(&wallet, &coins[1], 1000, 0).await;
     wallet.rpc("sendrawtransaction", json!([accepted_hex])).await;
-    let accepted = store_accepted(&mut conn, &accepted_hex).await;
+    let accepted = store(&mut conn, &accepted_hex, 1, "1 hour").await;
 
     // Wait until the stranger was asked in at least three rounds (or a row was overwritten).
     let deadline = Instant::now() + Duration::from_secs(20);
