@@ -188,6 +188,49 @@ pub struct BlockHeaderInfo {
     /// Next block on the active chain, if any.
     #[serde(default)]
     pub nextblockhash: Option<BlockHash>,
+    /// Block version.
+    #[serde(default)]
+    pub version: i64,
+    /// Compact target, hex (`207fffff`).
+    #[serde(default)]
+    pub bits: String,
+    /// Nonce.
+    #[serde(default)]
+    pub nonce: u64,
+    /// Cumulative work of the chain up to this block, 64 hex digits.
+    #[serde(default)]
+    pub chainwork: String,
+    /// Transactions in the block.
+    #[serde(default)]
+    pub num_tx: u64,
+}
+
+impl BlockHeaderInfo {
+    /// The 80 serialized header bytes, rebuilt from the fields (one RPC call instead of two); `None`
+    /// when a field is malformed or the bytes do not hash to [`BlockHeaderInfo::hash`].
+    pub fn raw_header(&self) -> Option<bsv_primitives::BlockHeader> {
+        let mut bytes = [0u8; 80];
+        bytes[0..4].copy_from_slice(&i32::try_from(self.version).ok()?.to_le_bytes());
+        if let Some(prev) = &self.previousblockhash {
+            bytes[4..36].copy_from_slice(prev.internal());
+        }
+        let mut merkle = hex::decode(&self.merkleroot).ok()?;
+        if merkle.len() != 32 {
+            return None;
+        }
+        merkle.reverse();
+        bytes[36..68].copy_from_slice(&merkle);
+        bytes[68..72].copy_from_slice(&u32::try_from(self.time).ok()?.to_le_bytes());
+        bytes[72..76].copy_from_slice(&u32::from_str_radix(&self.bits, 16).ok()?.to_le_bytes());
+        bytes[76..80].copy_from_slice(&u32::try_from(self.nonce).ok()?.to_le_bytes());
+        let header = bsv_primitives::BlockHeader::from_bytes(bytes);
+        (header.hash() == self.hash).then_some(header)
+    }
+
+    /// The chain work as 32 big-endian bytes; `None` when malformed.
+    pub fn chain_work(&self) -> Option<[u8; 32]> {
+        hex::decode(format!("{:0>64}", self.chainwork)).ok()?.try_into().ok()
+    }
 }
 
 /// Answer of `getrawtransaction <txid> true` (the fields mAPI compares across nodes).

@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 
+pub mod internal;
 pub mod mapi;
 pub mod newtypes;
 pub mod timestamp;

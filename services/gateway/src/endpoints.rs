@@ -16,10 +16,9 @@ pub fn document(state: &AppState) -> Value {
         json!({"apiType": "bsvapi.channel", "apiVersion": 1, "baseUrl": "/api/v1/channel"}),
         json!({"apiType": "bsvapi.websocket", "apiVersion": 1, "baseUrl": "/api/v1/web-socket"}),
         json!({"apiType": "bsvapi.mapi", "apiVersion": 1, "baseUrl": "/mapi"}),
+        // Served natively by block-parser (or by HeaderSV with EXPOSE_HEADER_SV_APIS=1): always on.
+        json!({"apiType": "bsvapi.headers", "apiVersion": 1, "baseUrl": "/api/v1/headers"}),
     ];
-    if state.settings.headers_enabled() {
-        endpoints.push(json!({"apiType": "bsvapi.headers", "apiVersion": 1, "baseUrl": "/api/v1/headers"}));
-    }
     if state.settings.indexer_enabled() {
         for (kind, path) in [
             ("bsvapi.transaction", "/api/v1/transaction"),

@@ -7,6 +7,7 @@ pub mod coalesce;
 pub mod consolidation;
 pub mod envelopes;
 pub mod fees;
+pub mod internal_api;
 pub mod mempool_checker;
 pub mod metrics;
 pub mod nodes;
@@ -147,6 +148,7 @@ impl Application {
                         .route(web::post().to(submit_http::submit_txs)),
                 )
                 .configure(admin_routes)
+                .configure(internal_api::routes)
         })
         .disable_signals()
         .shutdown_timeout(grace)

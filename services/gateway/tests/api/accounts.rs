@@ -151,7 +151,8 @@ async fn endpoints_document_lists_the_enabled_apis() {
     let kinds: Vec<_> =
         doc["endpoints"].as_array().unwrap().iter().map(|e| e["apiType"].as_str().unwrap()).collect();
     assert!(kinds.contains(&"bsvapi.account") && kinds.contains(&"bsvapi.channel"));
-    assert!(!kinds.contains(&"bsvapi.headers"), "headers are off by default");
+    assert!(kinds.contains(&"bsvapi.headers"), "the headers API is native: always on");
+    assert!(!kinds.contains(&"bsvapi.transaction"), "the indexer is off by default");
     assert_eq!(app.get("/health").await.status(), 200);
     assert_eq!(app.get("/ready").await.status(), 200);
 }

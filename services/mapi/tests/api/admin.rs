@@ -85,6 +85,22 @@ async fn nodes_admin_checks_nodes_and_never_returns_passwords() {
 
     // Duplicate: 409.
     assert_eq!(app.add_node(&node).await.status(), 409);
+
+    // The siblings (block-parser, zmq-listener) get what they need to reach it, the password
+    // included, on the internal API only: the credential is required, identity headers are not
+    // enough.
+    let internal = app.get("/internal/nodes", As::Anonymous).await;
+    assert_eq!(internal.status(), 200);
+    let listed: Vec<Value> = internal.json().await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0]["id"], id);
+    assert_eq!(listed[0]["password"], node.rpc_password);
+    assert_eq!(listed[0]["rpcUrl"], format!("http://127.0.0.1:{}", node.rpc_port));
+    for who in [As::Forged("x", "y")] {
+        assert_eq!(app.get("/internal/nodes", who).await.status(), 401);
+    }
+    let bare = app.http.get(format!("{}/internal/nodes", app.url)).send().await.unwrap();
+    assert_eq!(bare.status(), 401);
     // A node that does not answer, or refuses the credentials: 400.
     let port = test_support::free_port();
     let resp = app

@@ -1,0 +1,120 @@
+//! A real mapi (the node list), a real gateway, and the block-parser under test, on loopback.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use test_support::{BitcoindNode, TestDatabase};
+
+pub const INTERNAL_TOKEN: &str = "block-parser-test-internal-token";
+pub const WIF: &str = "cN9spWsvaxA8taS7DFMxnk1yJD2gaF2PX1npuTpy3vuZFJdwavaw";
+
+pub struct Stack {
+    pub mapi: String,
+    pub block_parser: String,
+    pub gateway: String,
+    pub http: reqwest::Client,
+    _dbs: Vec<TestDatabase>,
+}
+
+fn settings<S: service_kit::ServiceSettings>(env: &HashMap<&str, String>) -> S {
+    service_kit::settings::load_from(None, |k| env.get(k).cloned()).unwrap()
+}
+
+/// mapi, block-parser (with `extra` settings) and a gateway in front of them.
+pub async fn stack(extra: &[(&str, &str)]) -> Stack {
+    test_support::init_test_tracing();
+    let (mapi_db, bp_db, gw_db) =
+        (TestDatabase::create().await, TestDatabase::create().await, TestDatabase::create().await);
+    let mapi_env = HashMap::from([
+        ("DATABASE_URL", mapi_db.url().to_owned()),
+        ("INTERNAL_TOKEN", INTERNAL_TOKEN.to_owned()),
+        ("WIF_PRIVATEKEY", WIF.to_owned()),
+        ("MEMPOOL_CHECKER_DISABLED", "true".to_owned()),
+    ]);
+    let app = mapi::Application::build(settings(&mapi_env), test_support::local_listener()).await.unwrap();
+    let mapi = format!("http://127.0.0.1:{}", app.port());
+    tokio::spawn(app.run_until_stopped());
+
+    let mut bp_env = HashMap::from([
+        ("DATABASE_URL", bp_db.url().to_owned()),
+        ("INTERNAL_TOKEN", INTERNAL_TOKEN.to_owned()),
+        ("MAPI_URL", mapi.clone()),
+        ("CATCH_UP_INTERVAL_MS", "200".to_owned()),
+    ]);
+    for (k, v) in extra {
+        bp_env.insert(k, (*v).to_owned());
+    }
+    let app =
+        block_parser::Application::build(settings(&bp_env), test_support::local_listener()).await.unwrap();
+    let block_parser = format!("http://127.0.0.1:{}", app.port());
+    tokio::spawn(app.run_until_stopped());
+
+    let gw_env = HashMap::from([
+        ("DATABASE_URL", gw_db.url().to_owned()),
+        ("INTERNAL_TOKEN", INTERNAL_TOKEN.to_owned()),
+        ("MAPI_URL", mapi.clone()),
+        ("BLOCK_PARSER_URL", block_parser.clone()),
+    ]);
+    let app = gateway::Application::build(
+        settings(&gw_env),
+        test_support::local_listener(),
+        Arc::new(gateway::clock::SystemClock),
+    )
+    .await
+    .unwrap();
+    let gateway = format!("http://127.0.0.1:{}", app.port());
+    tokio::spawn(app.run_until_stopped());
+    Stack { mapi, block_parser, gateway, http: reqwest::Client::new(), _dbs: vec![mapi_db, bp_db, gw_db] }
+}
+
+impl Stack {
+    /// Registers a node with mapi (as the admin API does).
+    pub async fn add_node(&self, node: &BitcoindNode) {
+        let resp = self
+            .http
+            .post(format!("{}/api/v1/Node", self.mapi))
+            .header("x-internal-token", INTERNAL_TOKEN)
+            .header("x-caller-admin", "true")
+            .json(&json!({"id": format!("127.0.0.1:{}", node.rpc_port), "username": node.rpc_user, "password": node.rpc_password}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 201, "{}", resp.text().await.unwrap());
+    }
+
+    /// `GET` on block-parser with an `Accept` header.
+    pub async fn get(&self, path: &str, accept: &str) -> reqwest::Response {
+        self.http.get(format!("{}{path}", self.block_parser)).header("accept", accept).send().await.unwrap()
+    }
+
+    pub async fn json(&self, path: &str) -> Value {
+        let resp = self.get(path, "application/json").await;
+        assert_eq!(resp.status(), 200, "{path}");
+        resp.json().await.unwrap()
+    }
+
+    pub async fn bytes(&self, path: &str) -> Vec<u8> {
+        let resp = self.get(path, "application/octet-stream").await;
+        assert_eq!(resp.status(), 200, "{path}");
+        assert_eq!(resp.headers()["content-type"], "application/octet-stream");
+        resp.bytes().await.unwrap().to_vec()
+    }
+
+    /// Waits until the best tip is `hash` (display hex).
+    pub async fn wait_for_tip(&self, hash: &str) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let resp = self.get("/api/v1/headers/tips?longest_chain=1", "application/json").await;
+            if resp.status() == 200 {
+                let tips: Value = resp.json().await.unwrap();
+                if tips[0]["header"]["hash"] == hash {
+                    return;
+                }
+            }
+            assert!(Instant::now() < deadline, "the best tip did not become {hash}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
