@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::AppState;
 use crate::chain::{self, NewHeader, StoredHeader};
-use crate::nodes::Node;
+use node_directory::Node;
 
 /// Why a round did not complete.
 #[derive(Debug, thiserror::Error)]
@@ -23,7 +23,7 @@ pub enum FollowError {
     Db(#[from] db_kit::DbError),
     /// The node list could not be had.
     #[error(transparent)]
-    Nodes(#[from] crate::nodes::NodesError),
+    Nodes(#[from] node_directory::NodesError),
     /// A node call failed.
     #[error("node {0}: {1}")]
     Rpc(String, node_client::RpcError),

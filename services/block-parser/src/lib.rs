@@ -3,7 +3,6 @@
 pub mod chain;
 pub mod follower;
 pub mod headers_api;
-pub mod nodes;
 mod schema;
 pub mod settings;
 
@@ -35,7 +34,7 @@ pub struct AppState {
     /// Settings.
     pub settings: BlockParserSettings,
     /// The nodes to follow.
-    pub nodes: nodes::Nodes,
+    pub nodes: node_directory::Nodes,
     /// New best tips, for the tips websocket.
     pub tips: follower::Tips,
     /// Wakes the follower (a `hashblock` arrived).
@@ -73,7 +72,7 @@ impl Application {
         };
         let rpc_timeout = Duration::from_millis(settings.node_rpc_timeout_ms);
         let mapi = InternalClient::new(credential, Duration::from_secs(10))?;
-        let nodes = nodes::Nodes::new(mapi, &settings.mapi_url, rpc_timeout);
+        let nodes = node_directory::Nodes::new(mapi, &settings.mapi_url, rpc_timeout);
         let grace = settings.common.shutdown_grace_secs;
         let workers = Workers::new();
         let wake = Arc::new(Notify::new());

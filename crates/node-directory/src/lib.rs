@@ -1,6 +1,4 @@
-//! The nodes to follow: mapi owns the list (`GET /internal/nodes`); this keeps an RPC client per
-//! node, rebuilt when a node's credentials change, and reads the list again every few seconds so
-//! a node added or removed through the admin API is followed or dropped.
+#![doc = include_str!("../README.md")]
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -26,13 +24,15 @@ pub enum NodesError {
     Client(String, node_client::RpcError),
 }
 
-/// A node to ask: its id and RPC client.
+/// A node to ask: its id, RPC client and ZMQ override.
 #[derive(Debug, Clone)]
 pub struct Node {
     /// `host:port`.
     pub id: String,
     /// Its RPC.
     pub rpc: RpcClient,
+    /// The ZMQ endpoint to use instead of those the node reports, if set.
+    pub zmq_override: Option<String>,
 }
 
 /// Per node id: a digest of the credentials its client was built with, and the client.
@@ -85,12 +85,16 @@ impl Nodes {
         if let Some((known, rpc)) = clients.get(&access.id)
             && *known == digest
         {
-            return Ok(Node { id: access.id.clone(), rpc: rpc.clone() });
+            return Ok(Node {
+                id: access.id.clone(),
+                rpc: rpc.clone(),
+                zmq_override: access.zmq_notifications_endpoint.clone(),
+            });
         }
         let mut config = RpcConfig::new(access.rpc_url.clone(), &access.username, access.password.clone());
         config.timeout = self.rpc_timeout;
         let rpc = RpcClient::new(config).map_err(|e| NodesError::Client(access.id.clone(), e))?;
         clients.insert(access.id.clone(), (digest, rpc.clone()));
-        Ok(Node { id: access.id.clone(), rpc })
+        Ok(Node { id: access.id.clone(), rpc, zmq_override: access.zmq_notifications_endpoint.clone() })
     }
 }
