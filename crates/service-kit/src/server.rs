@@ -36,6 +36,18 @@ pub async fn prepare<S: crate::ServiceSettings>(
     Ok(Some(Prepared { settings, listener, telemetry }))
 }
 
+/// The start of a service binary without storage: settings (failing fast with the setting
+/// named), telemetry and the bound listener.
+pub async fn prepare_stateless<S: crate::ServiceSettings>(
+    name: &'static str,
+) -> Result<Prepared<S>, Box<dyn std::error::Error>> {
+    let settings: S = crate::settings::load()?;
+    let common = settings.common();
+    let telemetry = crate::telemetry::init(name, common.log_format, common.otlp_endpoint.as_deref())?;
+    let listener = bind(common.listen_addr)?;
+    Ok(Prepared { settings, listener, telemetry })
+}
+
 /// Binds the service's listener (port 0 gives a free port; read it back with `local_addr`).
 pub fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
     let listener = TcpListener::bind(addr)?;

@@ -39,14 +39,35 @@ pub async fn tx(caller: TrustedCaller, state: web::Data<AppState>) -> Result<Htt
     })))
 }
 
-/// `GET /api/v1/status/zmq`: ZMQ subscriptions belong to the zmq-listener service; until it is
-/// deployed every node is reported as not yet processed.
+/// `GET /api/v1/status/zmq`: the subscriptions belong to the zmq-listener service; its status,
+/// for every node mapi knows (a node the listener has not processed yet is `"Unknown"`, and all
+/// are when the listener cannot be reached).
 pub async fn zmq(caller: TrustedCaller, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     caller.require_admin()?;
+    let url = format!("{}/internal/status", state.settings.zmq_listener_url.as_str().trim_end_matches('/'));
+    let listener: Result<Vec<serde_json::Value>, String> = match state.internal.get(&url).send().await {
+        Ok(resp) if resp.status().is_success() => resp.json().await.map_err(|e| e.to_string()),
+        Ok(resp) => Err(format!("zmq-listener answered {}", resp.status())),
+        Err(e) => Err(e.to_string()),
+    };
     let list: Vec<serde_json::Value> = nodes::all(&state.db)
         .await?
         .iter()
-        .map(|n| json!({"nodeId": n.id(), "endpoints": [], "isResponding": false, "lastConnectionAttemptAt": null, "lastError": "Unknown"}))
+        .map(|n| {
+            let id = n.id();
+            let unknown = |error: &str| {
+                json!({"nodeId": id, "endpoints": [], "isResponding": false, "lastConnectionAttemptAt": null, "lastError": error})
+            };
+            match &listener {
+                Ok(statuses) => {
+                    statuses.iter().find(|s| s["nodeId"] == id.as_str()).cloned().unwrap_or_else(|| unknown("Unknown"))
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "zmq-listener status unavailable");
+                    unknown("The zmq-listener service is unreachable.")
+                }
+            }
+        })
         .collect();
     Ok(HttpResponse::Ok().json(list))
 }

@@ -64,6 +64,8 @@ pub struct AppState {
     pub quote_cache: cache::TtlCache<Option<(String, String)>, Vec<quotes::Quote>>,
     /// The submission's database and node I/O, merged across concurrent submissions.
     pub io: batching::SubmitIo,
+    /// Calls to sibling services (zmq-listener's status).
+    pub internal: service_kit::InternalClient,
 }
 
 /// Why the service could not start.
@@ -106,11 +108,10 @@ impl Application {
         db.migrate(MIGRATIONS).await?;
         let registry = Metrics::new("mapi")?;
         let mapi_metrics = metrics::MapiMetrics::new(registry.registry())?;
-        let kit = Kit {
-            metrics: registry,
-            readiness: Readiness::new().with_db(db.clone()),
-            credential: InternalCredential::new(settings.common.internal_token.clone()),
-        };
+        let credential = InternalCredential::new(settings.common.internal_token.clone());
+        let internal =
+            service_kit::InternalClient::new(credential.clone(), std::time::Duration::from_secs(5))?;
+        let kit = Kit { metrics: registry, readiness: Readiness::new().with_db(db.clone()), credential };
         let grace = settings.common.shutdown_grace_secs;
         let queue_capacity = settings.submit_queue_capacity;
         let io = batching::SubmitIo::start(&db, queue_capacity);
@@ -124,6 +125,7 @@ impl Application {
             node_list: cache::TtlCache::default(),
             quote_cache: cache::TtlCache::default(),
             io,
+            internal,
         });
         let port = listener.local_addr()?.port();
         let workers = Workers::new();

@@ -18,6 +18,7 @@
 //! | `mempool_checker_missing_inputs_retries` | `MEMPOOL_CHECKER_MISSING_INPUTS_RETRIES` | 5 |
 //! | `max_txs_per_request` | `MAX_TXS_PER_REQUEST` | 10000 (transactions in one `POST /mapi/txs`; 413 beyond) |
 //! | `submit_queue_capacity` | `SUBMIT_QUEUE_CAPACITY` | 50000 (transactions that may wait for each merged database or node call; 503 with `Retry-After` beyond) |
+//! | `zmq_listener_url` | `ZMQ_LISTENER_URL` | `http://127.0.0.1:8085` (whose subscriptions `status/zmq` reports) |
 //!
 //! plus the common settings of `service_kit::settings` (`DATABASE_URL`, `INTERNAL_TOKEN`, ...).
 
@@ -67,6 +68,8 @@ pub struct MapiSettings {
     pub max_txs_per_request: usize,
     /// Most transactions waiting for each merged database or node call.
     pub submit_queue_capacity: usize,
+    /// The `zmq-listener` service.
+    pub zmq_listener_url: url::Url,
 }
 
 impl MapiSettings {
@@ -96,6 +99,7 @@ mempool_checker_unsuccessful_interval_sec = 10
 mempool_checker_missing_inputs_retries = 5
 max_txs_per_request = 10000
 submit_queue_capacity = 50000
+zmq_listener_url = "http://127.0.0.1:8085"
 "#;
     const ENV: &'static [EnvVar] = &[
         env("WIF_PRIVATEKEY", "wif_private_key"),
@@ -114,6 +118,7 @@ submit_queue_capacity = 50000
         env("MEMPOOL_CHECKER_MISSING_INPUTS_RETRIES", "mempool_checker_missing_inputs_retries"),
         env("MAX_TXS_PER_REQUEST", "max_txs_per_request"),
         env("SUBMIT_QUEUE_CAPACITY", "submit_queue_capacity"),
+        env("ZMQ_LISTENER_URL", "zmq_listener_url"),
     ];
 
     fn common(&self) -> &CommonSettings {
