@@ -232,6 +232,42 @@ impl BitcoindNode {
         self.rpc("sendtoaddress", json!([address, amount])).await.as_str().unwrap().to_owned()
     }
 
+    /// The confirmed coins of the wallet, largest first.
+    pub async fn coins(&self) -> Vec<Value> {
+        let mut list: Vec<Value> = serde_json::from_value(self.rpc("listunspent", json!([1])).await).unwrap();
+        list.sort_by(|a, b| b["amount"].as_f64().partial_cmp(&a["amount"].as_f64()).unwrap());
+        list
+    }
+
+    /// A signed (not sent) transaction spending `coin` to a new wallet address, paying `fee`
+    /// satoshis, with an optional data output of `data_len` bytes; its hex.
+    pub async fn spend(&self, coin: &Value, fee: u64, data_len: usize) -> String {
+        let outpoint = json!({"txid": coin["txid"], "vout": coin["vout"]});
+        let amount = (coin["amount"].as_f64().unwrap() * 1e8).round() as u64;
+        self.spend_outpoints(&[outpoint], amount, fee, data_len).await
+    }
+
+    /// A signed (not sent) transaction spending `outpoints` (worth `amount` satoshis together) to
+    /// a new wallet address, paying `fee`; its hex.
+    pub async fn spend_outpoints(
+        &self,
+        outpoints: &[Value],
+        amount: u64,
+        fee: u64,
+        data_len: usize,
+    ) -> String {
+        let to = self.new_address().await;
+        let mut outputs = serde_json::Map::new();
+        outputs.insert(to, json!((amount - fee) as f64 / 1e8));
+        if data_len > 0 {
+            outputs.insert("data".into(), json!("ab".repeat(data_len)));
+        }
+        let raw = self.rpc("createrawtransaction", json!([outpoints, outputs])).await;
+        let signed = self.rpc("signrawtransaction", json!([raw])).await;
+        assert_eq!(signed["complete"], true, "{signed}");
+        signed["hex"].as_str().unwrap().to_owned()
+    }
+
     /// Connects this node to `other` over P2P and waits until both see the connection.
     pub async fn connect_to(&self, other: &BitcoindNode) {
         self.rpc("addnode", json!([other.p2p_address(), "onetry"])).await;

@@ -49,3 +49,144 @@ mod tests {
         assert!(!format!("{n:?}").contains("node-password-7"));
     }
 }
+
+/// What block-parser tells mapi about the chain (`POST /internal/chain-events`), in the order it
+/// happened. Applying an event twice changes nothing the first time did not.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ChainEvent {
+    /// A registered transaction is in a block of the best chain.
+    Mined {
+        /// The transaction.
+        txid: crate::Txid,
+        /// The block.
+        block_hash: crate::BlockHash,
+        /// Its height.
+        block_height: u64,
+        /// Its 80-byte header, hex (for proofs whose target is the header).
+        header: String,
+        /// The TSC proof of the transaction in the block (target: the block hash), checked
+        /// against the header's Merkle root before it was sent.
+        proof: bsv_primitives::TscProof,
+    },
+    /// An input of a best-chain block spends an outpoint a registered transaction spends, from
+    /// another transaction.
+    DoubleSpend {
+        /// The registered transaction whose outpoint was spent (a dsCheck transaction or one of
+        /// its unconfirmed ancestors).
+        txid: crate::Txid,
+        /// The block.
+        block_hash: crate::BlockHash,
+        /// Its height.
+        block_height: u64,
+        /// The spending transaction.
+        ds_txid: crate::Txid,
+        /// Its bytes, hex.
+        ds_tx: String,
+    },
+    /// A block left the best chain (a reorg): what was mined in it is unconfirmed again.
+    Disconnected {
+        /// The block.
+        block_hash: crate::BlockHash,
+    },
+    /// The best tip moved here.
+    Tip {
+        /// The block.
+        block_hash: crate::BlockHash,
+        /// Its height.
+        block_height: u64,
+    },
+}
+
+/// One event with its id (block-parser's outbox row).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, Deserialize)]
+pub struct ChainEventRecord {
+    /// Increasing with the order of events.
+    pub id: i64,
+    /// The event.
+    #[serde(flatten)]
+    pub event: ChainEvent,
+}
+
+/// The body of `POST /internal/chain-events`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, Deserialize)]
+pub struct ChainEvents {
+    /// Events, oldest first.
+    pub events: Vec<ChainEventRecord>,
+}
+
+/// The body of `POST /internal/registrations` (mapi to block-parser): transactions whose block
+/// mapi wants to hear of.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, Deserialize)]
+pub struct Registrations {
+    /// The transactions.
+    pub txids: Vec<crate::Txid>,
+    /// Outpoints they spend that are watched for double spends.
+    #[serde(default)]
+    pub spends: Vec<RegisteredSpend>,
+}
+
+/// An outpoint a registered transaction spends (a dsCheck transaction or an unconfirmed ancestor
+/// of one).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, Deserialize)]
+pub struct RegisteredSpend {
+    /// The spending transaction.
+    pub txid: crate::Txid,
+    /// The transaction whose output it spends.
+    pub prev_txid: crate::Txid,
+    /// The output's index.
+    pub prev_n: u32,
+}
+
+/// The body of `POST /internal/reparse` (mapi to block-parser): transactions received since
+/// `since` were registered late (block-parser was unreachable when they were submitted), so the
+/// best-chain blocks parsed since then are parsed again (their events are idempotent).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, Deserialize)]
+pub struct Reparse {
+    /// When the earliest late transaction was received.
+    #[serde(with = "time::serde::rfc3339")]
+    pub since: time::OffsetDateTime,
+}
+
+/// What zmq-listener tells mapi about the nodes' mempools (`POST /internal/mempool-events`).
+/// Applying an event twice, or the same event from two replicas, changes nothing the first did
+/// not: mapi keys its records on their content.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum MempoolEvent {
+    /// A node refused a transaction for double spending one in its mempool (`invalidtx` with
+    /// reject code 258 or 18).
+    DoubleSpendAttempt {
+        /// Where it came from: node, topic and the refused transaction.
+        id: String,
+        /// The mempool transaction it collided with.
+        txid: crate::Txid,
+        /// The refused transaction.
+        ds_txid: crate::Txid,
+        /// Its bytes, hex (empty when the node left them out).
+        ds_tx: String,
+    },
+    /// A node dropped a mempool transaction for a conflicting one in a block
+    /// (`discardedfrommempool`, reason `collision-in-block-tx`).
+    DoubleSpendInBlock {
+        /// Where it came from: node, topic and the dropped transaction.
+        id: String,
+        /// The dropped transaction.
+        txid: crate::Txid,
+        /// The block.
+        block_hash: crate::BlockHash,
+        /// Its height.
+        block_height: u64,
+        /// The block's conflicting transaction.
+        ds_txid: crate::Txid,
+        /// Its bytes, hex.
+        ds_tx: String,
+    },
+}
+
+/// The body of `POST /internal/mempool-events`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, Deserialize)]
+pub struct MempoolEvents {
+    /// Events, oldest first.
+    pub events: Vec<MempoolEvent>,
+}

@@ -4,9 +4,11 @@
 
 use bsv_primitives::{BlockHash, BlockHeader};
 use db_kit::{Db, DbError};
+use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Bool, Bytea};
 use diesel_async::{AsyncConnection, RunQueryDsl};
 use num_bigint::BigUint;
+use wire_model::internal::ChainEvent;
 
 /// A stored header.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -198,8 +200,9 @@ pub async fn switch_best(db: &Db, tip: &BlockHash) -> Result<Switch, DbError> {
         .bind::<Bytea, _>(&tip)
         .load(conn)
         .await?;
+        // Joining blocks are to be parsed (again, if they were best before).
         diesel::sql_query(format!(
-            "{branch} UPDATE headers SET on_best_chain = true \
+            "{branch} UPDATE headers SET on_best_chain = true, parse_wanted = true, parsed_at = NULL \
              WHERE hash IN (SELECT hash FROM branch WHERE NOT on_best_chain)"
         ))
         .bind::<Bytea, _>(&tip)
@@ -207,7 +210,20 @@ pub async fn switch_best(db: &Db, tip: &BlockHash) -> Result<Switch, DbError> {
         .await?;
         let mut disconnected = hashes(leaving);
         disconnected.reverse();
-        Ok(Switch { disconnected, connected: hashes(joining) })
+        let connected = hashes(joining);
+        // mapi hears of it in this transaction's outbox: what left, then where the tip is.
+        let mut events: Vec<ChainEvent> =
+            disconnected.iter().map(|h| ChainEvent::Disconnected { block_hash: *h }).collect();
+        let tip_height: i64 = crate::schema::headers::table
+            .find(&tip)
+            .select(crate::schema::headers::height)
+            .first(conn)
+            .await?;
+        if let (Some(block_hash), Ok(block_height)) = (connected.last(), u64::try_from(tip_height)) {
+            events.push(ChainEvent::Tip { block_hash: *block_hash, block_height });
+        }
+        crate::outbox::append(conn, &events).await?;
+        Ok(Switch { disconnected, connected })
     })
     .await
 }

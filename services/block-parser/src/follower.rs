@@ -138,6 +138,7 @@ async fn follow(
         }
     }
     chain::insert(&state.db, &batch).await?;
+    state.stats.processed(batch.len() as u64);
     Ok(())
 }
 
@@ -188,6 +189,7 @@ async fn adopt_most_work(state: &AppState) -> Result<(), FollowError> {
         );
     }
     tracing::info!(tip = %most.hash(), height = most.height, "new best tip");
+    state.parse.notify_one();
     let mut tip = most;
     tip.on_best_chain = true;
     state.tips.publish(tip);

@@ -1,4 +1,4 @@
-//! Admin status endpoints and unconfirmed transactions: `/api/v1/status/{tx,zmq,blockparser}`,
+//! Admin status endpoints and unconfirmed transactions: `/api/v1/status/{tx,zmq,blockParser}`,
 //! `/api/v1/unconfirmedTxs`.
 
 use actix_web::{HttpResponse, web};
@@ -72,15 +72,28 @@ pub async fn zmq(caller: TrustedCaller, state: web::Data<AppState>) -> Result<Ht
     Ok(HttpResponse::Ok().json(list))
 }
 
-/// `GET /api/v1/status/blockparser`: blocks are parsed by the block-parser service; until it is
-/// deployed the counters are zero and the description says so.
-pub async fn blockparser(caller: TrustedCaller) -> Result<HttpResponse, ApiError> {
+/// `GET /api/v1/status/blockParser`: blocks are parsed by the block-parser service, which keeps
+/// the counters; its document, in the reference's shape. 503 when it cannot be reached.
+pub async fn blockparser(
+    caller: TrustedCaller,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
     caller.require_admin()?;
-    Ok(HttpResponse::Ok().json(json!({
-        "blocksProcessed": 0, "blocksParsed": 0, "totalBytes": 0, "totalTxs": 0, "totalTxsFound": 0, "totalDsFound": 0,
-        "numOfErrors": 0, "blockParserQueue": 0,
-        "blockParserDescription": "The block-parser service is not deployed; no blocks are parsed by this instance.",
-    })))
+    let status = block_parser_status(&state).await.map_err(|e| {
+        tracing::warn!(error = %e, "block-parser status unavailable");
+        ApiError::unavailable("The block-parser service is unreachable.")
+    })?;
+    Ok(HttpResponse::Ok().json(status))
+}
+
+/// block-parser's status document.
+pub async fn block_parser_status(state: &AppState) -> Result<serde_json::Value, String> {
+    let url = format!("{}/internal/status", state.settings.block_parser_url.as_str().trim_end_matches('/'));
+    match state.internal.get(&url).send().await {
+        Ok(resp) if resp.status().is_success() => resp.json().await.map_err(|e| e.to_string()),
+        Ok(resp) => Err(format!("block-parser answered {}", resp.status())),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 /// Query of `/api/v1/unconfirmedTxs`.

@@ -99,6 +99,8 @@ pub struct Outcome {
     pub rejected: Vec<Txid>,
     /// Whether the caller is authenticated (its refused rows are kept).
     pub authenticated: bool,
+    /// Whether block-parser took the registration of these transactions.
+    pub registered: bool,
 }
 
 /// `txstore::record_outcome` for many callers at once.
@@ -125,10 +127,15 @@ impl Batch for Record {
             reqs.iter().filter(|o| o.authenticated).flat_map(|o| o.rejected.iter().copied()).collect();
         let remove: Vec<Txid> =
             reqs.iter().filter(|o| !o.authenticated).flat_map(|o| o.rejected.iter().copied()).collect();
-        let result =
-            txstore::record_outcome(&self.0, &accepted, &keep, &remove, time::OffsetDateTime::now_utc())
-                .await
-                .map_err(ApiError::from);
+        let registered: Vec<Txid> =
+            reqs.iter().filter(|o| o.registered).flat_map(|o| o.accepted.iter().copied()).collect();
+        let result = txstore::record_outcome(
+            &self.0,
+            &txstore::Answers { accepted: &accepted, registered: &registered, keep: &keep, remove: &remove },
+            time::OffsetDateTime::now_utc(),
+        )
+        .await
+        .map_err(ApiError::from);
         vec![result; reqs.len()]
     }
 }
@@ -292,7 +299,7 @@ impl NodeSend {
                     known: all.known.iter().filter(|t| mine.contains(t)).copied().collect(),
                     evicted: all.evicted.iter().filter(|t| mine.contains(t)).copied().collect(),
                     invalid: all.invalid.iter().filter(|r| mine.contains(&r.txid)).cloned().collect(),
-                    unconfirmed: Vec::new(),
+                    unconfirmed: all.unconfirmed.iter().filter(|u| mine.contains(&u.txid)).cloned().collect(),
                 }
             })
             .collect())
@@ -310,12 +317,20 @@ pub struct SubmitIo {
     pub record: Coalescer<Record>,
     /// `gettxouts`.
     pub prevouts: Coalescer<Prevouts>,
+    /// Registrations with block-parser.
+    pub register: Coalescer<crate::registration::Register>,
 }
 
 impl SubmitIo {
     /// Starts the workers (inside a tokio runtime); at most `capacity` transactions wait for each.
-    pub fn start(db: &Db, capacity: usize) -> Self {
+    pub fn start(db: &Db, block_parser: crate::registration::BlockParser, capacity: usize) -> Self {
         Self {
+            register: Coalescer::start(
+                crate::registration::Register(block_parser),
+                PARALLEL,
+                MAX_ITEMS,
+                capacity,
+            ),
             lookup: Coalescer::start(Lookup(db.clone()), PARALLEL, MAX_ITEMS, capacity),
             insert: Coalescer::start(Insert(db.clone()), PARALLEL, MAX_ITEMS, capacity),
             record: Coalescer::start(Record(db.clone()), PARALLEL, MAX_ITEMS, capacity),

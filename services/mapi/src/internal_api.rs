@@ -32,6 +32,12 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::scope("/internal")
             .wrap(actix_web::middleware::from_fn(service_kit::internal::require_internal))
-            .route("/nodes", web::get().to(nodes)),
+            .route("/nodes", web::get().to(nodes))
+            .service(
+                web::resource("/chain-events")
+                    .app_data(web::JsonConfig::default().limit(crate::chain_events::MAX_BODY_BYTES))
+                    .route(web::post().to(crate::chain_events::receive)),
+            )
+            .route("/mempool-events", web::post().to(crate::chain_events::receive_mempool)),
     );
 }

@@ -3,6 +3,8 @@
 pub mod admin_status;
 pub mod batching;
 pub mod cache;
+pub mod callbacks;
+pub mod chain_events;
 pub mod coalesce;
 pub mod consolidation;
 pub mod envelopes;
@@ -13,6 +15,7 @@ pub mod metrics;
 pub mod nodes;
 pub mod quote_http;
 pub mod quotes;
+pub mod registration;
 mod schema;
 pub mod settings;
 pub mod signer;
@@ -114,7 +117,8 @@ impl Application {
         let kit = Kit { metrics: registry, readiness: Readiness::new().with_db(db.clone()), credential };
         let grace = settings.common.shutdown_grace_secs;
         let queue_capacity = settings.submit_queue_capacity;
-        let io = batching::SubmitIo::start(&db, queue_capacity);
+        let block_parser = registration::BlockParser::new(internal.clone(), &settings.block_parser_url);
+        let io = batching::SubmitIo::start(&db, block_parser.clone(), queue_capacity);
         let state = web::Data::new(AppState {
             db,
             settings,
@@ -129,6 +133,10 @@ impl Application {
         });
         let port = listener.local_addr()?.port();
         let workers = Workers::new();
+        workers.spawn(
+            "registration",
+            registration::run(state.db.clone(), block_parser, workers.shutdown_token()),
+        );
         if !state.settings.mempool_checker_disabled {
             workers.spawn("mempool checker", mempool_checker::run(state.clone(), workers.shutdown_token()));
         }
@@ -193,6 +201,8 @@ fn admin_routes(cfg: &mut web::ServiceConfig) {
     );
     cfg.route("/api/v1/status/tx", web::get().to(admin_status::tx));
     cfg.route("/api/v1/status/zmq", web::get().to(admin_status::zmq));
+    // The reference's spelling and the gateway's canonical (lower-case) one.
+    cfg.route("/api/v1/status/blockParser", web::get().to(admin_status::blockparser));
     cfg.route("/api/v1/status/blockparser", web::get().to(admin_status::blockparser));
     cfg.service(
         web::resource("/api/v1/unconfirmedTxs")

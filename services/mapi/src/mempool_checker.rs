@@ -19,7 +19,7 @@ use time::OffsetDateTime;
 use tokio_util::sync::CancellationToken;
 
 use crate::AppState;
-use crate::schema::{policy_quotes, txs};
+use crate::schema::{policy_quotes, tx_blocks, txs};
 use crate::txstore::{
     STATUS_ACCEPTED, STATUS_MINED, STATUS_MISSING_INPUTS_MAX, STATUS_NODE_REJECTED, STATUS_SENT_TO_NODE,
 };
@@ -132,6 +132,12 @@ async fn pending(
         .left_join(policy_quotes::table)
         .filter(accepted.or(stale_sending))
         .filter(txs::unconfirmed_ancestor.eq(false))
+        // Mined on the active chain, as block-parser reported: nothing to resend.
+        .filter(diesel::dsl::not(diesel::dsl::exists(
+            tx_blocks::table
+                .filter(tx_blocks::tx_internal_id.eq(txs::tx_internal_id))
+                .filter(tx_blocks::on_active_chain.eq(true)),
+        )))
         .select((
             txs::tx_internal_id,
             txs::tx_status,
@@ -209,6 +215,15 @@ enum Seen {
 /// refusal never overwrites another node's accept.
 pub async fn check_once(state: &AppState, missing_inputs: &mut HashMap<i64, u32>) -> Result<usize, String> {
     let started = OffsetDateTime::now_utc();
+    if let Some(queued) = blocks_queued(state).await
+        && queued > state.settings.mempool_checker_blockparser_queued_max
+    {
+        tracing::info!(
+            blocks.queued = queued,
+            "blocks wait to be parsed; the mempool checker skips this round"
+        );
+        return Ok(0);
+    }
     let nodes = crate::nodes::clients(state).await.map_err(|e| e.to_string())?;
     let candidates =
         pending(state, started, started - sending_grace(state)).await.map_err(|e| e.to_string())?;
@@ -237,6 +252,18 @@ pub async fn check_once(state: &AppState, missing_inputs: &mut HashMap<i64, u32>
     }
     record_round(state, &candidates, &seen, &resent, missing_inputs).await.map_err(|e| e.to_string())?;
     Ok(resent.len())
+}
+
+/// Blocks waiting to be parsed, as block-parser reports; `None` when it cannot be asked (the
+/// round then goes ahead: the nodes are the authority on their mempools).
+async fn blocks_queued(state: &AppState) -> Option<u64> {
+    match crate::admin_status::block_parser_status(state).await {
+        Ok(status) => status["blockParserQueue"].as_u64(),
+        Err(e) => {
+            tracing::debug!(error = %e, "block-parser queue unknown");
+            None
+        }
+    }
 }
 
 /// What one node says of each candidate: (row id, what it said, whether it was sent again).

@@ -47,6 +47,65 @@ diesel::table! {
         set_policy_quote -> Bool,
         identity -> Nullable<Varchar>,
         identity_provider -> Nullable<Varchar>,
+        registered_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    tx_blocks (tx_internal_id, block_hash) {
+        tx_internal_id -> Int8,
+        block_hash -> Bytea,
+        block_height -> Int8,
+        header -> Bytea,
+        proof -> Jsonb,
+        on_active_chain -> Bool,
+        received_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    chain_tip (id) {
+        id -> Bool,
+        block_hash -> Bytea,
+        block_height -> Int8,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    tx_block_double_spends (tx_internal_id, block_hash, ds_txid) {
+        tx_internal_id -> Int8,
+        block_hash -> Bytea,
+        block_height -> Int8,
+        ds_txid -> Bytea,
+        ds_tx_payload -> Nullable<Bytea>,
+        received_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    tx_mempool_double_spend_attempts (tx_internal_id, ds_txid) {
+        tx_internal_id -> Int8,
+        ds_txid -> Bytea,
+        ds_tx_payload -> Nullable<Bytea>,
+        received_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    callbacks (id) {
+        id -> Int8,
+        tx_internal_id -> Int8,
+        txid -> Bytea,
+        reason -> Varchar,
+        block_hash -> Nullable<Bytea>,
+        ds_txid -> Nullable<Bytea>,
+        url -> Varchar,
+        token -> Nullable<Varchar>,
+        encryption -> Nullable<Varchar>,
+        payload -> Jsonb,
+        created_at -> Timestamptz,
+        taken_at -> Nullable<Timestamptz>,
     }
 }
 
@@ -60,5 +119,16 @@ diesel::table! {
 }
 
 diesel::joinable!(tx_inputs -> txs (tx_internal_id));
+diesel::joinable!(tx_blocks -> txs (tx_internal_id));
 diesel::joinable!(txs -> policy_quotes (policy_quote_id));
-diesel::allow_tables_to_appear_in_same_query!(txs, tx_inputs, policy_quotes, nodes);
+diesel::allow_tables_to_appear_in_same_query!(
+    txs,
+    tx_inputs,
+    policy_quotes,
+    nodes,
+    tx_blocks,
+    chain_tip,
+    tx_block_double_spends,
+    tx_mempool_double_spend_attempts,
+    callbacks
+);

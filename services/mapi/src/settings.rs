@@ -19,6 +19,8 @@
 //! | `max_txs_per_request` | `MAX_TXS_PER_REQUEST` | 10000 (transactions in one `POST /mapi/txs`; 413 beyond) |
 //! | `submit_queue_capacity` | `SUBMIT_QUEUE_CAPACITY` | 50000 (transactions that may wait for each merged database or node call; 503 with `Retry-After` beyond) |
 //! | `zmq_listener_url` | `ZMQ_LISTENER_URL` | `http://127.0.0.1:8085` (whose subscriptions `status/zmq` reports) |
+//! | `block_parser_url` | `BLOCK_PARSER_URL` | `http://127.0.0.1:8083` (where transactions are registered; `status/blockParser` comes from it) |
+//! | `mempool_checker_blockparser_queued_max` | `MEMPOOL_CHECKER_BLOCKPARSER_QUEUED_MAX` | 0 (the mempool checker skips a round while more blocks than this wait to be parsed) |
 //!
 //! plus the common settings of `service_kit::settings` (`DATABASE_URL`, `INTERNAL_TOKEN`, ...).
 
@@ -70,6 +72,10 @@ pub struct MapiSettings {
     pub submit_queue_capacity: usize,
     /// The `zmq-listener` service.
     pub zmq_listener_url: url::Url,
+    /// The `block-parser` service.
+    pub block_parser_url: url::Url,
+    /// Blocks waiting to be parsed beyond which the mempool checker skips a round.
+    pub mempool_checker_blockparser_queued_max: u64,
 }
 
 impl MapiSettings {
@@ -100,6 +106,8 @@ mempool_checker_missing_inputs_retries = 5
 max_txs_per_request = 10000
 submit_queue_capacity = 50000
 zmq_listener_url = "http://127.0.0.1:8085"
+block_parser_url = "http://127.0.0.1:8083"
+mempool_checker_blockparser_queued_max = 0
 "#;
     const ENV: &'static [EnvVar] = &[
         env("WIF_PRIVATEKEY", "wif_private_key"),
@@ -119,6 +127,8 @@ zmq_listener_url = "http://127.0.0.1:8085"
         env("MAX_TXS_PER_REQUEST", "max_txs_per_request"),
         env("SUBMIT_QUEUE_CAPACITY", "submit_queue_capacity"),
         env("ZMQ_LISTENER_URL", "zmq_listener_url"),
+        env("BLOCK_PARSER_URL", "block_parser_url"),
+        env("MEMPOOL_CHECKER_BLOCKPARSER_QUEUED_MAX", "mempool_checker_blockparser_queued_max"),
     ];
 
     fn common(&self) -> &CommonSettings {
@@ -169,6 +179,13 @@ zmq_listener_url = "http://127.0.0.1:8085"
         }
         if self.max_txs_per_request == 0 {
             return Err(SettingsError::invalid(Self::ENV, "max_txs_per_request", "must be positive"));
+        }
+        for (key, url) in
+            [("zmq_listener_url", &self.zmq_listener_url), ("block_parser_url", &self.block_parser_url)]
+        {
+            if !matches!(url.scheme(), "http" | "https") {
+                return Err(SettingsError::invalid(Self::ENV, key, "must be an http or https URL"));
+            }
         }
         if self.submit_queue_capacity == 0 {
             return Err(SettingsError::invalid(Self::ENV, "submit_queue_capacity", "must be positive"));

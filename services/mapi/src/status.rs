@@ -1,5 +1,9 @@
 //! `GET /mapi/tx/{txid}`: a transaction's status across the nodes, with a Merkle proof on request.
 //! Every proof is checked against its block header's Merkle root before it leaves the service.
+//!
+//! A transaction block-parser reported mined on the active chain is answered from stored state
+//! (block, height, confirmations from the reported tip, the TSC proof block-parser built and
+//! checked) without a node call; the rest, and the legacy proof format, ask the nodes.
 
 use std::collections::HashMap;
 
@@ -59,6 +63,18 @@ pub async fn get_status(
         Some(v) if v.eq_ignore_ascii_case("false") => false,
         Some(v) => return Err(ApiError::bad_request(format!("merkleProof: '{v}' is not a boolean"))),
     };
+    let legacy_wanted = want_proof && query.merkle_format.as_deref().unwrap_or("TSC") != "TSC";
+    if !legacy_wanted && let Some(mined) = stored_block(&state.db, &txid).await? {
+        let miner_id = envelopes::miner_id(&state).await?;
+        let mut p = payload(&miner_id, txid, ReturnResult::Success, None);
+        p.block_hash = Some(mined.block_hash);
+        p.block_height = Some(mined.height);
+        p.confirmations = Some(mined.confirmations);
+        if want_proof {
+            p.merkle_proof = Some(MerkleProofPayload::Tsc(mined.proof));
+        }
+        return envelopes::envelope(&state, &miner_id, &p).await;
+    }
     let nodes = nodes::clients(&state).await?;
     let miner_id = envelopes::miner_id(&state).await?;
     let answers =
@@ -98,6 +114,57 @@ pub async fn get_status(
         }
     }
     envelopes::envelope(&state, &miner_id, &p).await
+}
+
+/// A stored transaction's block on the active chain, as block-parser reported it.
+#[derive(Debug, Clone)]
+struct StoredBlock {
+    block_hash: bsv_primitives::BlockHash,
+    height: u64,
+    confirmations: u64,
+    /// Target: the header (the query's TSC format).
+    proof: bsv_primitives::TscProof,
+}
+
+/// The transaction's active-chain block and the confirmations from the reported tip, when both
+/// are stored; `None` sends the query to the nodes.
+async fn stored_block(db: &db_kit::Db, txid: &Txid) -> Result<Option<StoredBlock>, db_kit::DbError> {
+    use diesel::prelude::*;
+    use diesel_async::RunQueryDsl;
+
+    use crate::schema::{chain_tip, tx_blocks, txs};
+    let mut conn = db.conn().await?;
+    let row: Option<(Vec<u8>, i64, Vec<u8>, serde_json::Value)> = tx_blocks::table
+        .inner_join(txs::table)
+        .filter(txs::txid.eq(txid.internal().to_vec()))
+        .filter(tx_blocks::on_active_chain.eq(true))
+        .order(tx_blocks::block_height.desc())
+        .select((tx_blocks::block_hash, tx_blocks::block_height, tx_blocks::header, tx_blocks::proof))
+        .first(&mut conn)
+        .await
+        .optional()?;
+    let Some((hash, height, header, proof)) = row else { return Ok(None) };
+    let tip: Option<i64> =
+        chain_tip::table.select(chain_tip::block_height).first(&mut conn).await.optional()?;
+    let (Some(tip), Some(block_hash), Ok(header), Ok(mut proof)) = (
+        tip,
+        bsv_primitives::BlockHash::from_internal_slice(&hash),
+        <[u8; 80]>::try_from(header.as_slice()).map(bsv_primitives::BlockHeader::from_bytes),
+        serde_json::from_value::<bsv_primitives::TscProof>(proof),
+    ) else {
+        return Ok(None);
+    };
+    if tip < height {
+        return Ok(None);
+    }
+    proof.target_type = Some(bsv_primitives::TargetType::Header);
+    proof.target = hex::encode(header.as_bytes());
+    Ok(Some(StoredBlock {
+        block_hash,
+        height: u64::try_from(height).unwrap_or_default(),
+        confirmations: u64::try_from(tip - height + 1).unwrap_or_default(),
+        proof,
+    }))
 }
 
 /// The proof from the first node that gives one that checks out against the header.

@@ -125,6 +125,8 @@ struct ToSend {
     policies: Option<serde_json::Map<String, serde_json::Value>>,
     warnings: Vec<String>,
     options: SubmitOptions,
+    /// The outpoints it spends, in input order.
+    spends: Vec<bsv_primitives::OutPoint>,
 }
 
 /// How one node answered for one transaction.
@@ -452,6 +454,7 @@ pub async fn submit(
             quote_id: quote.map(|q| q.id),
             policies: quote.and_then(Quote::policies_object),
             warnings,
+            spends: tx.spent_outpoints().collect(),
             options,
         });
     }
@@ -476,8 +479,14 @@ pub async fn submit(
             identity_provider: identity.map(|i| i.1.to_owned()),
         })
         .collect();
+    //    Registered with block-parser at the same time, so no block mined after the nodes took
+    //    it goes unnoticed (a failed registration is retried by the registration worker).
+    let mut registered = false;
     if !rows.is_empty() {
-        state.io.insert.call(rows).await.map_err(refused)??;
+        let registration = registration_of(&to_send);
+        let (inserted, reg) = tokio::join!(state.io.insert.call(rows), state.io.register.call(registration));
+        inserted.map_err(refused)??;
+        registered = matches!(reg, Ok(Ok(())));
     }
 
     // 6. One call per node, all nodes at once; merge per transaction, best answer wins.
@@ -489,7 +498,8 @@ pub async fn submit(
                 hex: hex::encode(&s.raw),
                 allowhighfees: false,
                 dontcheckfee: s.verdict.ok_to_mine,
-                listunconfirmedancestors: false,
+                // The ancestors of a dsCheck transaction are watched for double spends too.
+                listunconfirmedancestors: s.options.ds_check,
                 config: s.policies.clone(),
             })
             .collect();
@@ -575,9 +585,13 @@ pub async fn submit(
         }
         m.tx_accepted_by_node.inc_by(accepted.len() as u64);
         m.tx_rejected_by_node.inc_by(rejected.len() as u64);
-        let outcome = Outcome { accepted, rejected, authenticated: identity.is_some() };
+        let watched = watched_inputs(&to_send, &accepted, &answered);
+        let outcome = Outcome { accepted, rejected, authenticated: identity.is_some(), registered };
         // The nodes have answered: recording it is not shed, whatever the queue holds.
         state.io.record.call_or_run(outcome).await.map_err(refused)??;
+        if !watched.is_empty() {
+            txstore::record_watched_inputs(&state.db, &watched).await.map_err(ApiError::from)?;
+        }
     }
 
     // 7. The reference's order: pre-submit results in request order, then node results
@@ -600,6 +614,58 @@ pub async fn submit(
     m.tx_response_success.inc_by(results.len() as u64 - u64::from(failure_count));
     m.tx_response_failure_retryable.inc_by(results.iter().filter(|r| r.failure_retryable).count() as u64);
     Ok(BatchOutcome { results, failure_count })
+}
+
+/// What block-parser is to watch for these transactions: their ids, and the outpoints the dsCheck
+/// ones spend.
+fn registration_of(to_send: &[ToSend]) -> wire_model::internal::Registrations {
+    wire_model::internal::Registrations {
+        txids: to_send.iter().map(|s| s.txid).collect(),
+        spends: to_send
+            .iter()
+            .filter(|s| s.options.ds_check)
+            .flat_map(|s| {
+                s.spends.iter().map(|op| wire_model::internal::RegisteredSpend {
+                    txid: s.txid,
+                    prev_txid: op.txid,
+                    prev_n: op.vout,
+                })
+            })
+            .collect(),
+    }
+}
+
+/// The inputs to store of accepted dsCheck transactions, and their unconfirmed ancestors as the
+/// nodes listed them (first answer per ancestor wins).
+fn watched_inputs(
+    to_send: &[ToSend],
+    accepted: &[Txid],
+    answers: &[&SendRawTransactionsResult],
+) -> txstore::WatchedInputs {
+    let accepted: std::collections::HashSet<&Txid> = accepted.iter().collect();
+    let mut watched = txstore::WatchedInputs::default();
+    for s in to_send.iter().filter(|s| s.options.ds_check && accepted.contains(&s.txid)) {
+        watched.inputs.push((s.txid, s.spends.clone()));
+    }
+    let mut seen = std::collections::HashSet::new();
+    for answer in answers {
+        for unconfirmed in &answer.unconfirmed {
+            if !accepted.contains(&unconfirmed.txid) {
+                continue;
+            }
+            for ancestor in &unconfirmed.ancestors {
+                if seen.insert(ancestor.txid) {
+                    let spends = ancestor
+                        .vin
+                        .iter()
+                        .map(|v| bsv_primitives::OutPoint { txid: v.txid, vout: v.vout })
+                        .collect();
+                    watched.ancestors.push((ancestor.txid, spends));
+                }
+            }
+        }
+    }
+    watched
 }
 
 fn dsnt_warning_of_raw(raw: &[u8]) -> Vec<String> {

@@ -133,6 +133,19 @@ pub async fn insert_sending<R: std::borrow::Borrow<NewTx>>(db: &Db, rows: &[R]) 
     Ok(())
 }
 
+/// What the nodes answered for a set of submissions.
+#[derive(Debug, Clone, Copy)]
+pub struct Answers<'a> {
+    /// Accepted or already known.
+    pub accepted: &'a [Txid],
+    /// Accepted ones block-parser took the registration of.
+    pub registered: &'a [Txid],
+    /// Refused, kept as rejected.
+    pub keep: &'a [Txid],
+    /// Refused, removed.
+    pub remove: &'a [Txid],
+}
+
 /// Records what the nodes answered, in one statement whose commit does not wait for the WAL flush.
 ///
 /// Why not durable: each row is already stored durably as "sent to node" before the nodes are
@@ -143,13 +156,8 @@ pub async fn insert_sending<R: std::borrow::Borrow<NewTx>>(db: &Db, rows: &[R]) 
 /// Accepted (or already known): status 1, unless mined or accepted already. Rejected by every
 /// node: kept as rejected (`keep`, authenticated callers), or removed (`remove`, anonymous ones),
 /// as the reference does.
-pub async fn record_outcome(
-    db: &Db,
-    accepted: &[Txid],
-    keep: &[Txid],
-    remove: &[Txid],
-    at: OffsetDateTime,
-) -> Result<(), DbError> {
+pub async fn record_outcome(db: &Db, answers: &Answers<'_>, at: OffsetDateTime) -> Result<(), DbError> {
+    let Answers { accepted, registered, keep, remove } = *answers;
     if accepted.is_empty() && keep.is_empty() && remove.is_empty() {
         return Ok(());
     }
@@ -162,6 +170,8 @@ pub async fn record_outcome(
         "WITH s AS (SELECT set_config('synchronous_commit', 'off', true) AS v), \
               a AS (UPDATE txs SET tx_status = $3, submitted_at = $4 FROM s \
                     WHERE txid = ANY($1) AND (tx_status < 0 OR tx_status = $8) RETURNING 1), \
+              g AS (UPDATE txs SET registered_at = $4 FROM s \
+                    WHERE txid = ANY($9) AND registered_at IS NULL RETURNING 1), \
               r AS (UPDATE txs SET tx_status = $5 FROM s \
                     WHERE txid = ANY($2) AND tx_status = $6 RETURNING 1), \
               d AS (DELETE FROM txs USING s \
@@ -176,7 +186,74 @@ pub async fn record_outcome(
     .bind::<SmallInt, _>(STATUS_SENT_TO_NODE)
     .bind::<Array<Bytea>, _>(keys(remove))
     .bind::<SmallInt, _>(STATUS_MISSING_INPUTS_MAX)
+    .bind::<Array<Bytea>, _>(keys(registered))
     .execute(&mut conn)
     .await?;
     Ok(())
+}
+
+/// Inputs watched for double spends: those of accepted dsCheck transactions, and their
+/// unconfirmed ancestors (stored as rows of their own, without payload) with theirs.
+#[derive(Debug, Clone, Default)]
+pub struct WatchedInputs {
+    /// A stored transaction and the outpoints it spends, in input order.
+    pub inputs: Vec<(Txid, Vec<bsv_primitives::OutPoint>)>,
+    /// An unconfirmed ancestor and the outpoints it spends.
+    pub ancestors: Vec<(Txid, Vec<bsv_primitives::OutPoint>)>,
+}
+
+impl WatchedInputs {
+    /// Nothing to store.
+    pub fn is_empty(&self) -> bool {
+        self.inputs.is_empty() && self.ancestors.is_empty()
+    }
+}
+
+/// Stores watched inputs, in one transaction (repeats change nothing). Ancestor rows are
+/// "accepted" and not yet registered: the registration worker registers them with their inputs.
+pub async fn record_watched_inputs(db: &Db, watched: &WatchedInputs) -> Result<(), DbError> {
+    use diesel::sql_types::{Array, BigInt, Bytea, Integer, SmallInt};
+    use diesel_async::AsyncConnection;
+    let mut txids = Vec::new();
+    let mut ns = Vec::new();
+    let mut prevs = Vec::new();
+    let mut prev_ns = Vec::new();
+    for (txid, spends) in watched.inputs.iter().chain(&watched.ancestors) {
+        for (n, op) in spends.iter().enumerate() {
+            txids.push(txid.internal().to_vec());
+            ns.push(i32::try_from(n).unwrap_or(i32::MAX));
+            prevs.push(op.txid.internal().to_vec());
+            prev_ns.push(i64::from(op.vout));
+        }
+    }
+    let ancestors: Vec<Vec<u8>> = watched.ancestors.iter().map(|(t, _)| t.internal().to_vec()).collect();
+    let mut conn = db.conn().await?;
+    conn.transaction::<_, DbError, _>(async move |conn| {
+        if !ancestors.is_empty() {
+            diesel::sql_query(
+                "INSERT INTO txs (txid, unconfirmed_ancestor, tx_status, submitted_at) \
+                 SELECT unnest($1::bytea[]), true, $2, now() ON CONFLICT (txid) DO NOTHING",
+            )
+            .bind::<Array<Bytea>, _>(ancestors)
+            .bind::<SmallInt, _>(STATUS_ACCEPTED)
+            .execute(conn)
+            .await?;
+        }
+        if !txids.is_empty() {
+            diesel::sql_query(
+                "INSERT INTO tx_inputs (tx_internal_id, n, prev_txid, prev_n) \
+                 SELECT t.tx_internal_id, x.n, x.prev_txid, x.prev_n \
+                 FROM unnest($1::bytea[], $2::int[], $3::bytea[], $4::bigint[]) AS x (txid, n, prev_txid, prev_n) \
+                 JOIN txs t ON t.txid = x.txid ON CONFLICT DO NOTHING",
+            )
+            .bind::<Array<Bytea>, _>(txids)
+            .bind::<Array<Integer>, _>(ns)
+            .bind::<Array<Bytea>, _>(prevs)
+            .bind::<Array<BigInt>, _>(prev_ns)
+            .execute(conn)
+            .await?;
+        }
+        Ok(())
+    })
+    .await
 }

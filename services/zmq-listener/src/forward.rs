@@ -1,4 +1,5 @@
-//! Forwarding to the services that act on notifications, over internal HTTP with retries. A
+//! Forwarding to the services that act on notifications, over internal HTTP with retries
+//! (double spends: [`crate::mempool`]). A
 //! `hashblock` only wakes block-parser, which asks the nodes itself (a lost one is made good by its
 //! next catch-up round), so a full queue drops the newest announcement instead of growing.
 
@@ -26,6 +27,8 @@ struct Announcement {
 #[derive(Debug, Clone)]
 pub struct Forwarder {
     blocks: mpsc::Sender<Announcement>,
+    /// Double spends, to mapi.
+    pub mempool: crate::mempool::MempoolForwarder,
 }
 
 impl Forwarder {
@@ -33,11 +36,18 @@ impl Forwarder {
     pub fn new(
         client: InternalClient,
         block_parser: &url::Url,
+        mapi: &url::Url,
         cancel: CancellationToken,
     ) -> (Self, impl std::future::Future<Output = ()> + Send + 'static) {
         let (blocks, queue) = mpsc::channel(QUEUE);
         let url = format!("{}/internal/blocks", block_parser.as_str().trim_end_matches('/'));
-        (Self { blocks }, send_blocks(client, url, queue, cancel))
+        let (mempool, mempool_sender) =
+            crate::mempool::MempoolForwarder::new(client.clone(), mapi, cancel.clone());
+        let blocks_sender = send_blocks(client, url, queue, cancel);
+        let both = async move {
+            tokio::join!(blocks_sender, mempool_sender);
+        };
+        (Self { blocks, mempool }, both)
     }
 
     /// Announces a block `node` published.

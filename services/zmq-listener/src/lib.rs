@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 pub mod forward;
+pub mod mempool;
 pub mod settings;
 pub mod subscriptions;
 
@@ -55,7 +56,7 @@ impl Application {
         };
         let workers = Workers::new();
         let (forwarder, sender) =
-            Forwarder::new(client, &settings.block_parser_url, workers.shutdown_token());
+            Forwarder::new(client, &settings.block_parser_url, &settings.mapi_url, workers.shutdown_token());
         let board = StatusBoard::default();
         workers.spawn("forwarder", sender);
         workers.spawn(

@@ -16,6 +16,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::forward::Forwarder;
+use crate::mempool::Notice;
 
 /// How often the node list is compared with the running subscriptions.
 const RECONCILE_EVERY: Duration = Duration::from_secs(2);
@@ -283,7 +284,7 @@ async fn subscribe(
                         e.last_message_at = Some(OffsetDateTime::now_utc());
                         e.connected = true;
                     });
-                    forward(&forwarder, &node.id, event);
+                    forward(&forwarder, &node, event);
                 }
                 Ok(None) => break true,
                 Err(_) => {
@@ -313,13 +314,13 @@ async fn test(rpc: &RpcClient) -> bool {
     rpc.active_zmq_notifications().await.is_ok()
 }
 
-/// Hands an event to the forwarder: `hashblock` to block-parser.
-fn forward(forwarder: &Forwarder, node: &str, event: ZmqEvent) {
+/// Hands an event on: `hashblock` to block-parser, double spends to mapi; the rest counts as
+/// traffic on the status board only.
+fn forward(forwarder: &Forwarder, node: &Node, event: ZmqEvent) {
     match event {
-        ZmqEvent::HashBlock(hash) => forwarder.block(node, hash),
-        // Transaction events go to mapi once it records double spends (the next step of the
-        // chain-events work); until then they only count as traffic on the status board.
-        ZmqEvent::InvalidTx(_) | ZmqEvent::DiscardedFromMempool(_) | ZmqEvent::RemovedFromMempoolBlock(_) => {
-        }
+        ZmqEvent::HashBlock(hash) => forwarder.block(&node.id, hash),
+        ZmqEvent::InvalidTx(info) => forwarder.mempool.notice(node, Notice::Invalid(info)),
+        ZmqEvent::DiscardedFromMempool(removal) => forwarder.mempool.notice(node, Notice::Discarded(removal)),
+        ZmqEvent::RemovedFromMempoolBlock(_) => {}
     }
 }

@@ -12,6 +12,8 @@ pub const WIF: &str = "cN9spWsvaxA8taS7DFMxnk1yJD2gaF2PX1npuTpy3vuZFJdwavaw";
 
 pub struct Stack {
     pub mapi: String,
+    /// mapi's database (its tables are inspected directly).
+    pub mapi_db: String,
     pub block_parser: String,
     pub gateway: String,
     pub http: reqwest::Client,
@@ -27,7 +29,11 @@ pub async fn stack(extra: &[(&str, &str)]) -> Stack {
     test_support::init_test_tracing();
     let (mapi_db, bp_db, gw_db) =
         (TestDatabase::create().await, TestDatabase::create().await, TestDatabase::create().await);
+    let bp_listener = test_support::local_listener();
+    let block_parser = format!("http://127.0.0.1:{}", bp_listener.local_addr().unwrap().port());
     let mapi_env = HashMap::from([
+        ("BLOCK_PARSER_URL", block_parser.clone()),
+        ("ZMQ_LISTENER_URL", format!("http://127.0.0.1:{}", test_support::free_port())),
         ("DATABASE_URL", mapi_db.url().to_owned()),
         ("INTERNAL_TOKEN", INTERNAL_TOKEN.to_owned()),
         ("WIF_PRIVATEKEY", WIF.to_owned()),
@@ -46,9 +52,7 @@ pub async fn stack(extra: &[(&str, &str)]) -> Stack {
     for (k, v) in extra {
         bp_env.insert(k, (*v).to_owned());
     }
-    let app =
-        block_parser::Application::build(settings(&bp_env), test_support::local_listener()).await.unwrap();
-    let block_parser = format!("http://127.0.0.1:{}", app.port());
+    let app = block_parser::Application::build(settings(&bp_env), bp_listener).await.unwrap();
     tokio::spawn(app.run_until_stopped());
 
     let gw_env = HashMap::from([
@@ -66,7 +70,14 @@ pub async fn stack(extra: &[(&str, &str)]) -> Stack {
     .unwrap();
     let gateway = format!("http://127.0.0.1:{}", app.port());
     tokio::spawn(app.run_until_stopped());
-    Stack { mapi, block_parser, gateway, http: reqwest::Client::new(), _dbs: vec![mapi_db, bp_db, gw_db] }
+    Stack {
+        mapi,
+        mapi_db: mapi_db.url().to_owned(),
+        block_parser,
+        gateway,
+        http: reqwest::Client::new(),
+        _dbs: vec![mapi_db, bp_db, gw_db],
+    }
 }
 
 impl Stack {
@@ -100,6 +111,68 @@ impl Stack {
         assert_eq!(resp.status(), 200, "{path}");
         assert_eq!(resp.headers()["content-type"], "application/octet-stream");
         resp.bytes().await.unwrap().to_vec()
+    }
+
+    /// The rows of a query on mapi's database (schema `mapi`), as JSON objects.
+    pub async fn mapi_rows(&self, sql: &str) -> Vec<Value> {
+        use diesel_async::{AsyncConnection, RunQueryDsl};
+        #[derive(diesel::QueryableByName)]
+        struct Rows {
+            #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+            rows: Option<String>,
+        }
+        let mut conn = diesel_async::AsyncPgConnection::establish(&self.mapi_db).await.unwrap();
+        diesel::sql_query("SET search_path TO mapi").execute(&mut conn).await.unwrap();
+        let r: Rows = diesel::sql_query(format!("SELECT json_agg(x)::text AS rows FROM ({sql}) x"))
+            .get_result(&mut conn)
+            .await
+            .unwrap();
+        r.rows.map(|t| serde_json::from_str(&t).unwrap()).unwrap_or_default()
+    }
+
+    /// Submits a transaction through the gateway (anonymously) and returns the envelope's payload.
+    pub async fn submit(&self, body: Value) -> Value {
+        let resp = self.http.post(format!("{}/mapi/tx", self.gateway)).json(&body).send().await.unwrap();
+        assert_eq!(resp.status(), 200);
+        let env: Value = resp.json().await.unwrap();
+        let payload: Value = serde_json::from_str(env["payload"].as_str().unwrap()).unwrap();
+        assert_eq!(payload["returnResult"], "success", "{payload}");
+        payload
+    }
+
+    /// `GET /mapi/tx/{txid}` through the gateway: the payload.
+    pub async fn tx_status(&self, txid: &str, query: &str) -> Value {
+        let resp = self.http.get(format!("{}/mapi/tx/{txid}{query}", self.gateway)).send().await.unwrap();
+        assert_eq!(resp.status(), 200, "{txid}");
+        let env: Value = resp.json().await.unwrap();
+        serde_json::from_str(env["payload"].as_str().unwrap()).unwrap()
+    }
+
+    /// Waits until `GET /mapi/tx/{txid}` reports `block` (display hex; `None`: no block), and
+    /// returns the payload and how long it took.
+    pub async fn wait_for_block_of(&self, txid: &str, block: Option<&str>) -> (Value, Duration) {
+        let started = Instant::now();
+        loop {
+            let p = self.tx_status(txid, "").await;
+            if p["blockHash"].as_str() == block {
+                return (p, started.elapsed());
+            }
+            assert!(started.elapsed() < Duration::from_secs(30), "{txid}: {p} (waiting for {block:?})");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Waits until the query on mapi's database returns `n` rows.
+    pub async fn wait_for_rows(&self, sql: &str, n: usize) -> Vec<Value> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let rows = self.mapi_rows(sql).await;
+            if rows.len() >= n {
+                return rows;
+            }
+            assert!(Instant::now() < deadline, "{sql}: {rows:?}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 
     /// Waits until the best tip is `hash` (display hex).

@@ -2,6 +2,7 @@
 //! lists, on a real PostgreSQL.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod chain_events;
 mod headers;
 mod helpers;
 mod shutdown;

@@ -45,6 +45,9 @@ pub async fn spawn_replica(database: Option<&str>, extra: &[(&'static str, &str)
         ("INTERNAL_TOKEN", INTERNAL_TOKEN.to_owned()),
         ("WIF_PRIVATEKEY", WIF.to_owned()),
         ("CALLBACK_IP_ADDRESSES", "10.0.0.1, [::1]:8443".to_owned()),
+        // No sibling service runs in these tests: nothing listens there.
+        ("BLOCK_PARSER_URL", format!("http://127.0.0.1:{}", test_support::free_port())),
+        ("ZMQ_LISTENER_URL", format!("http://127.0.0.1:{}", test_support::free_port())),
     ]);
     for (k, v) in extra {
         env.insert(k, (*v).to_owned());
@@ -114,25 +117,11 @@ pub fn fees(satoshis: u64, bytes: u64) -> Value {
 
 /// The confirmed coins of the wallet, largest first.
 pub async fn coins(node: &BitcoindNode) -> Vec<Value> {
-    let mut list: Vec<Value> = serde_json::from_value(node.rpc("listunspent", json!([1])).await).unwrap();
-    list.sort_by(|a, b| b["amount"].as_f64().partial_cmp(&a["amount"].as_f64()).unwrap());
-    list
+    node.coins().await
 }
 
 /// A signed transaction spending `coin` to a new address, paying `fee` satoshis, with an optional
 /// data output of `data_len` bytes.
 pub async fn spend(node: &BitcoindNode, coin: &Value, fee: u64, data_len: usize) -> String {
-    let amount = (coin["amount"].as_f64().unwrap() * 1e8).round() as u64;
-    let to = node.new_address().await;
-    let mut outputs = serde_json::Map::new();
-    outputs.insert(to, json!((amount - fee) as f64 / 1e8));
-    if data_len > 0 {
-        outputs.insert("data".into(), json!("ab".repeat(data_len)));
-    }
-    let raw = node
-        .rpc("createrawtransaction", json!([[{"txid": coin["txid"], "vout": coin["vout"]}], outputs]))
-        .await;
-    let signed = node.rpc("signrawtransaction", json!([raw])).await;
-    assert_eq!(signed["complete"], true, "{signed}");
-    signed["hex"].as_str().unwrap().to_owned()
+    node.spend(coin, fee, data_len).await
 }

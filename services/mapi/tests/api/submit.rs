@@ -296,8 +296,11 @@ async fn unconfirmed_txs_and_status_endpoints() {
 
     let zmq: Value = app.get("/api/v1/status/zmq", As::Admin).await.json().await.unwrap();
     assert_eq!(zmq[0]["nodeId"], format!("127.0.0.1:{}", node.rpc_port));
-    let parser: Value = app.get("/api/v1/status/blockparser", As::Admin).await.json().await.unwrap();
-    assert_eq!(parser["blocksParsed"], 0);
+    // No block-parser runs here: its status is unavailable, said in JSON.
+    let resp = app.get("/api/v1/status/blockParser", As::Admin).await;
+    assert_eq!(resp.status(), 503);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["detail"], "The block-parser service is unreachable.", "{body}");
 }
 
 /// A transaction spending `coins` to one new address with no fee.

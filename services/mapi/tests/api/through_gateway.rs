@@ -83,7 +83,7 @@ async fn a_jwt_at_the_gateway_selects_the_special_quote_at_mapi() {
     assert_eq!(quote_of(Some(jwt(-600))).await.unwrap().status(), 401, "expired JWT");
 
     // Paths match case-insensitively, as in the reference (ASP.NET routing).
-    for path in ["/api/v1/status/blockParser", "/api/v1/policyquote", "/API/V1/NODE", "/api/v1/Status/TX"] {
+    for path in ["/api/v1/status/ZMQ", "/api/v1/policyquote", "/API/V1/NODE", "/api/v1/Status/TX"] {
         let resp = http.get(format!("{gw}{path}")).header("api-key", ADMIN_KEY).send().await.unwrap();
         assert_eq!(resp.status(), 200, "{path}");
     }

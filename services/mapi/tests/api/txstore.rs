@@ -43,14 +43,15 @@ async fn answers_are_recorded_in_one_statement_without_leaking_the_commit_settin
     txstore::insert_sending(&db, &ids.iter().map(row).collect::<Vec<_>>()).await.unwrap();
 
     let now = time::OffsetDateTime::now_utc();
-    txstore::record_outcome(&db, &ids[..1], &ids[1..2], &[], now).await.unwrap();
-    txstore::record_outcome(&db, &[], &[], &ids[2..], now).await.unwrap();
+    let answers = |accepted, keep, remove| txstore::Answers { accepted, registered: &[], keep, remove };
+    txstore::record_outcome(&db, &answers(&ids[..1], &ids[1..2], &[]), now).await.unwrap();
+    txstore::record_outcome(&db, &answers(&[], &[], &ids[2..]), now).await.unwrap();
     let stored = txstore::existing(&db, &ids).await.unwrap();
     assert_eq!(stored[&ids[0]].tx_status, txstore::STATUS_ACCEPTED);
     assert_eq!(stored[&ids[1]].tx_status, txstore::STATUS_NODE_REJECTED, "kept for an authenticated caller");
     assert!(!stored.contains_key(&ids[2]), "removed for an anonymous caller");
     // A second answer never moves an accepted row back.
-    txstore::record_outcome(&db, &[], &[], &ids[..1], now).await.unwrap();
+    txstore::record_outcome(&db, &answers(&[], &[], &ids[..1]), now).await.unwrap();
     assert_eq!(txstore::existing(&db, &ids[..1]).await.unwrap()[&ids[0]].tx_status, txstore::STATUS_ACCEPTED);
 
     // The relaxed commit applied to that statement only: the pooled session is back to normal.

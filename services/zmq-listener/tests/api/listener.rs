@@ -28,7 +28,10 @@ async fn stack() -> Stack {
     let (mapi_db, bp_db) = (TestDatabase::create().await, TestDatabase::create().await);
     let listener_listener = test_support::local_listener();
     let listener_url = format!("http://127.0.0.1:{}", listener_listener.local_addr().unwrap().port());
+    let bp_listener = test_support::local_listener();
+    let block_parser = format!("http://127.0.0.1:{}", bp_listener.local_addr().unwrap().port());
     let mapi_env = HashMap::from([
+        ("BLOCK_PARSER_URL", block_parser.clone()),
         ("DATABASE_URL", mapi_db.url().to_owned()),
         ("INTERNAL_TOKEN", INTERNAL_TOKEN.to_owned()),
         ("WIF_PRIVATEKEY", WIF.to_owned()),
@@ -45,9 +48,7 @@ async fn stack() -> Stack {
         ("MAPI_URL", mapi.clone()),
         ("CATCH_UP_INTERVAL_MS", "60000".to_owned()),
     ]);
-    let app =
-        block_parser::Application::build(settings(&bp_env), test_support::local_listener()).await.unwrap();
-    let block_parser = format!("http://127.0.0.1:{}", app.port());
+    let app = block_parser::Application::build(settings(&bp_env), bp_listener).await.unwrap();
     tokio::spawn(app.run_until_stopped());
     let zl_env = HashMap::from([
         ("INTERNAL_TOKEN", INTERNAL_TOKEN.to_owned()),
@@ -72,6 +73,23 @@ impl Stack {
         let body = json!({"id": format!("127.0.0.1:{}", node.rpc_port), "username": node.rpc_user, "password": node.rpc_password});
         let resp = self.admin(reqwest::Method::POST, "/api/v1/Node").json(&body).send().await.unwrap();
         assert_eq!(resp.status(), 201);
+    }
+
+    /// The rows of a query on mapi's database (schema `mapi`), as JSON objects.
+    async fn mapi_rows(&self, sql: &str) -> Vec<Value> {
+        use diesel_async::{AsyncConnection, RunQueryDsl};
+        #[derive(diesel::QueryableByName)]
+        struct Rows {
+            #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+            rows: Option<String>,
+        }
+        let mut conn = diesel_async::AsyncPgConnection::establish(self.mapi_db.url()).await.unwrap();
+        diesel::sql_query("SET search_path TO mapi").execute(&mut conn).await.unwrap();
+        let r: Rows = diesel::sql_query(format!("SELECT json_agg(x)::text AS rows FROM ({sql}) x"))
+            .get_result(&mut conn)
+            .await
+            .unwrap();
+        r.rows.map(|t| serde_json::from_str(&t).unwrap()).unwrap_or_default()
     }
 
     async fn zmq_status(&self) -> Vec<Value> {
@@ -215,4 +233,68 @@ async fn nodes_follow_the_admin_list_and_an_unreachable_node_shows_its_error() {
     // The status is internal: no credential, no answer.
     let bare = s.http.get(format!("{}/internal/status", s.listener)).send().await.unwrap();
     assert_eq!(bare.status(), 401);
+}
+
+#[tokio::test]
+async fn a_conflicting_transaction_sent_to_the_node_is_a_double_spend_attempt_of_the_ds_check_tx() {
+    let node = BitcoindNode::start().await;
+    node.generate(5).await;
+    let s = stack().await;
+    s.add_node(&node).await;
+    s.wait_status(&node, "subscribed", |e| e["isResponding"] == true).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    let coin = node.coins().await.remove(0);
+    let x = node.spend(&coin, 1000, 0).await;
+    let y = node.spend(&coin, 2000, 0).await;
+    let body = json!({"rawtx": x, "dsCheck": true, "callbackUrl": "https://r.example/{callbackReason}"});
+    let resp = s
+        .http
+        .post(format!("{}/mapi/tx", s.mapi))
+        .header("x-internal-token", INTERNAL_TOKEN)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let env: Value = resp.json().await.unwrap();
+    let payload: Value = serde_json::from_str(env["payload"].as_str().unwrap()).unwrap();
+    assert_eq!(payload["returnResult"], "success", "{payload}");
+
+    // Straight to the node: refused for the conflict, published as invalidtx.
+    let refused = node.rpc_result("sendrawtransaction", json!([y])).await.unwrap_err();
+    assert!(refused.contains("258") || refused.contains("conflict"), "{refused}");
+
+    let txid = |hex: &str| bsv_primitives::Transaction::parse_hex(hex).unwrap().txid();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let rows = loop {
+        let rows = s
+            .mapi_rows(
+                "SELECT encode(d.ds_txid, 'hex') AS ds, encode(d.ds_tx_payload, 'hex') AS payload, \
+                        encode(t.txid, 'hex') AS txid \
+                 FROM tx_mempool_double_spend_attempts d JOIN txs t USING (tx_internal_id)",
+            )
+            .await;
+        if !rows.is_empty() {
+            break rows;
+        }
+        assert!(Instant::now() < deadline, "no double-spend attempt was recorded");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0]["txid"], hex::encode(txid(&x).internal()));
+    assert_eq!(rows[0]["ds"], hex::encode(txid(&y).internal()));
+    assert_eq!(rows[0]["payload"], y);
+    let callbacks = s.mapi_rows("SELECT reason, url, payload FROM callbacks").await;
+    assert_eq!(callbacks.len(), 1, "{callbacks:?}");
+    assert_eq!(callbacks[0]["reason"], "doubleSpendAttempt");
+    assert_eq!(callbacks[0]["url"], "https://r.example/doubleSpendAttempt");
+    assert_eq!(callbacks[0]["payload"]["blockHash"], "");
+    assert_eq!(callbacks[0]["payload"]["blockHeight"], -1);
+    assert_eq!(callbacks[0]["payload"]["callbackTxId"], txid(&x).to_string());
+    assert_eq!(callbacks[0]["payload"]["callbackPayload"]["doubleSpendTxId"], txid(&y).to_string());
+
+    // The same conflict again: nothing new.
+    let _ = node.rpc_result("sendrawtransaction", json!([y])).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(s.mapi_rows("SELECT 1 FROM callbacks").await.len(), 1);
 }

@@ -1,0 +1,234 @@
+//! Callback requests: one row per due notification in the `callbacks` table, written in the
+//! transaction that makes it due, with everything its delivery needs (the URL with
+//! `{callbackReason}` filled in, the caller's token and encryption, the payload). The envelope's
+//! `apiVersion`, `timestamp` and `minerId` are added when it is signed for delivery, which also
+//! puts `callbackPayload` first as the reference does (JSONB keeps no key order).
+
+use bsv_primitives::{BlockHash, BlockHeader, TargetType, TscProof, Txid};
+use diesel::prelude::*;
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use serde_json::{Value, json};
+
+use crate::schema::callbacks;
+
+/// Why a callback is sent (the reference's `callbackReason`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reason {
+    /// The transaction was mined.
+    MerkleProof,
+    /// A conflicting transaction was mined.
+    DoubleSpend,
+    /// A node saw a conflicting transaction.
+    DoubleSpendAttempt,
+}
+
+impl Reason {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::MerkleProof => "merkleProof",
+            Self::DoubleSpend => "doubleSpend",
+            Self::DoubleSpendAttempt => "doubleSpendAttempt",
+        }
+    }
+}
+
+/// Who wants a callback for a transaction, as stored at submission.
+#[derive(Debug, Clone)]
+pub struct Subscriber {
+    /// The transaction's row.
+    pub tx_internal_id: i64,
+    /// The transaction.
+    pub txid: Txid,
+    /// Callback URL (may hold `{callbackReason}`).
+    pub url: String,
+    /// `Authorization` value to send.
+    pub token: Option<String>,
+    /// Encryption of the body.
+    pub encryption: Option<String>,
+    /// `"TSC"`, or anything else for the legacy proof format (the submission default).
+    pub merkle_format: Option<String>,
+}
+
+/// A row to write.
+#[derive(Debug, Clone, Insertable)]
+#[diesel(table_name = callbacks)]
+pub struct NewCallback {
+    tx_internal_id: i64,
+    txid: Vec<u8>,
+    reason: &'static str,
+    block_hash: Option<Vec<u8>>,
+    ds_txid: Option<Vec<u8>>,
+    url: String,
+    token: Option<String>,
+    encryption: Option<String>,
+    payload: Value,
+}
+
+/// `url` with every `{callbackReason}` (any case) replaced by `reason`.
+pub fn url_for(url: &str, reason: Reason) -> String {
+    const PLACEHOLDER: &str = "{callbackreason}";
+    let lower = url.to_ascii_lowercase();
+    let mut out = String::with_capacity(url.len());
+    let mut rest = 0;
+    for (at, _) in lower.match_indices(PLACEHOLDER) {
+        out.push_str(&url[rest..at]);
+        out.push_str(reason.as_str());
+        rest = at + PLACEHOLDER.len();
+    }
+    out.push_str(&url[rest..]);
+    out
+}
+
+fn row(
+    who: &Subscriber,
+    reason: Reason,
+    block: Option<BlockHash>,
+    ds_txid: Option<Txid>,
+    payload: Value,
+) -> NewCallback {
+    NewCallback {
+        tx_internal_id: who.tx_internal_id,
+        txid: who.txid.internal().to_vec(),
+        reason: reason.as_str(),
+        block_hash: block.map(|b| b.internal().to_vec()),
+        ds_txid: ds_txid.map(|t| t.internal().to_vec()),
+        url: url_for(&who.url, reason),
+        token: who.token.clone(),
+        encryption: who.encryption.clone(),
+        payload,
+    }
+}
+
+/// The header as the legacy proof's `target` (the fields `getblockheader` reports that the 80
+/// bytes and the height determine).
+fn legacy_target(header: &BlockHeader, height: u64) -> Value {
+    json!({
+        "hash": header.hash().to_string(),
+        "height": height,
+        "version": header.version(),
+        "versionHex": format!("{:08x}", header.version()),
+        "merkleroot": BlockHash::from_internal(header.merkle_root()).to_string(),
+        "time": header.time(),
+        "nonce": header.nonce(),
+        "bits": format!("{:08x}", header.bits()),
+        "difficulty": header.difficulty(),
+        "previousblockhash": header.prev_hash().to_string(),
+    })
+}
+
+/// The `merkleProof` callback of a mined transaction: a TSC proof whose target is the header when
+/// the transaction was submitted with `merkleFormat` "TSC", else the legacy format.
+pub fn merkle_proof(who: &Subscriber, header: &BlockHeader, height: u64, proof: &TscProof) -> NewCallback {
+    let block = header.hash();
+    let body = if who.merkle_format.as_deref() == Some("TSC") {
+        let mut tsc = proof.clone();
+        tsc.target_type = Some(TargetType::Header);
+        tsc.target = hex::encode(header.as_bytes());
+        serde_json::to_value(&tsc).unwrap_or(Value::Null)
+    } else {
+        json!({
+            "flags": 2,
+            "index": proof.index,
+            "txOrId": proof.tx_or_id,
+            "target": legacy_target(header, height),
+            "nodes": proof.nodes,
+        })
+    };
+    let payload = json!({
+        "callbackPayload": body,
+        "blockHash": block.to_string(),
+        "blockHeight": height,
+        "callbackTxId": who.txid.to_string(),
+        "callbackReason": Reason::MerkleProof.as_str(),
+    });
+    row(who, Reason::MerkleProof, Some(block), None, payload)
+}
+
+/// A `doubleSpend` callback (in a block: its hash and height) or a `doubleSpendAttempt` one
+/// (`block` is `None`: `blockHash` "" and `blockHeight` -1, as the reference sends).
+pub fn double_spend(
+    who: &Subscriber,
+    block: Option<(BlockHash, u64)>,
+    ds_txid: Txid,
+    ds_tx_hex: &str,
+) -> NewCallback {
+    let reason = if block.is_some() { Reason::DoubleSpend } else { Reason::DoubleSpendAttempt };
+    let payload = json!({
+        "callbackPayload": {"doubleSpendTxId": ds_txid.to_string(), "payload": ds_tx_hex},
+        "blockHash": block.map_or(String::new(), |b| b.0.to_string()),
+        "blockHeight": block.map_or(-1, |b| i64::try_from(b.1).unwrap_or(i64::MAX)),
+        "callbackTxId": who.txid.to_string(),
+        "callbackReason": reason.as_str(),
+    });
+    row(who, reason, block.map(|b| b.0), Some(ds_txid), payload)
+}
+
+/// Writes rows; one already written for the same transaction, reason, block and double-spending
+/// transaction is left as it is (events repeat; callbacks do not). Returns the rows written.
+pub async fn insert(
+    conn: &mut AsyncPgConnection,
+    rows: &[NewCallback],
+) -> Result<usize, diesel::result::Error> {
+    if rows.is_empty() {
+        return Ok(0);
+    }
+    diesel::insert_into(callbacks::table).values(rows).on_conflict_do_nothing().execute(conn).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn subscriber(format: Option<&str>) -> Subscriber {
+        Subscriber {
+            tx_internal_id: 1,
+            txid: Txid::from_internal([7; 32]),
+            url: "https://h/api/v1/channel/533/{CallbackReason}?r={callbackreason}".into(),
+            token: Some("Bearer t".into()),
+            encryption: None,
+            merkle_format: format.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn the_reason_fills_the_placeholder_in_any_case() {
+        assert_eq!(
+            url_for("https://h/api/v1/channel/533/{CallbackReason}?r={callbackreason}", Reason::DoubleSpend),
+            "https://h/api/v1/channel/533/doubleSpend?r=doubleSpend"
+        );
+        assert_eq!(url_for("https://h/cb", Reason::MerkleProof), "https://h/cb");
+    }
+
+    #[test]
+    fn attempts_have_no_block() {
+        let r = double_spend(&subscriber(None), None, Txid::from_internal([9; 32]), "00");
+        assert_eq!(r.reason, "doubleSpendAttempt");
+        assert_eq!(r.payload["blockHash"], "");
+        assert_eq!(r.payload["blockHeight"], -1);
+        assert_eq!(r.payload["callbackPayload"]["payload"], "00");
+        assert_eq!(r.url, "https://h/api/v1/channel/533/doubleSpendAttempt?r=doubleSpendAttempt");
+    }
+
+    #[test]
+    fn merkle_proofs_follow_the_submitted_format() {
+        let header = BlockHeader::from_bytes([3; 80]);
+        let proof = TscProof {
+            index: 0,
+            tx_or_id: Txid::from_internal([7; 32]).to_string(),
+            target_type: None,
+            target: header.hash().to_string(),
+            proof_type: None,
+            composite: None,
+            nodes: vec![],
+        };
+        let tsc = merkle_proof(&subscriber(Some("TSC")), &header, 5, &proof);
+        assert_eq!(tsc.payload["callbackPayload"]["targetType"], "header");
+        assert_eq!(tsc.payload["callbackPayload"]["target"], hex::encode([3u8; 80]));
+        let legacy = merkle_proof(&subscriber(None), &header, 5, &proof);
+        assert_eq!(legacy.payload["callbackPayload"]["flags"], 2);
+        assert_eq!(legacy.payload["callbackPayload"]["target"]["hash"], header.hash().to_string());
+        assert_eq!(legacy.payload["callbackPayload"]["target"]["height"], 5);
+        assert_eq!(legacy.payload["blockHeight"], 5);
+    }
+}
