@@ -114,19 +114,32 @@ impl MerkleTree {
     }
 
     /// The sibling path of leaf `index`, bottom-up; `None` when out of range.
+    ///
+    /// Where a node has no sibling (the last of an odd level) it pairs with itself, and the path
+    /// says so the way the node's `getmerkleproof2` does: `"*"`, except for a node that only
+    /// exists because of such a pairing further down (the tail of the tree) whose previous step
+    /// was a real sibling, which the node writes out as its own hash. Both forms give the same
+    /// root; this one makes proofs equal to the node's byte for byte.
     pub fn branch(&self, index: usize) -> Option<Vec<ProofNode>> {
         if index >= self.len() {
             return None;
         }
-        let mut nodes = Vec::with_capacity(self.levels.len());
+        let mut nodes: Vec<ProofNode> = Vec::with_capacity(self.levels.len());
         let mut i = index;
+        // Nodes at this level built from full pairs only (the rest descend from a self-pairing).
+        let mut paired = self.len();
         for level in &self.levels[..self.levels.len() - 1] {
             let sibling = i ^ 1;
-            nodes.push(match level.get(sibling) {
+            let step = match level.get(sibling) {
                 Some(h) => ProofNode::Hash(*h),
+                None if i >= paired && !matches!(nodes.last(), Some(ProofNode::Duplicate)) => {
+                    ProofNode::Hash(level[i])
+                }
                 None => ProofNode::Duplicate,
-            });
+            };
+            nodes.push(step);
             i >>= 1;
+            paired /= 2;
         }
         Some(nodes)
     }
@@ -332,6 +345,24 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn a_tail_node_pairing_with_itself_after_a_real_sibling_is_written_out_as_the_node_does() {
+        // 11 leaves: 11 -> 6 -> 3 -> 2 -> 1. Leaf 10 pairs with itself ("*"), then has a real
+        // sibling, then its ancestor (the last of 3) pairs with itself: the node writes that hash.
+        let l = leaves(11);
+        let tree = MerkleTree::new(&l).unwrap();
+        let nodes = tree.branch(10).unwrap();
+        assert_eq!(nodes[0], ProofNode::Duplicate);
+        assert!(matches!(nodes[1], ProofNode::Hash(_)));
+        assert_eq!(nodes[2], ProofNode::Hash(tree.levels[2][2]));
+        assert!(matches!(nodes[3], ProofNode::Hash(_)));
+        // Leaf 8 has a real sibling first and then pairs with itself twice: "*" stays "*" only
+        // after a "*".
+        let path8 = tree.branch(8).unwrap();
+        assert_eq!(path8[1], ProofNode::Hash(tree.levels[1][5]));
+        tree.tsc_proof(10, BlockHash::from_internal([0; 32])).unwrap().verify_root(&tree.root()).unwrap();
     }
 
     #[test]

@@ -9,6 +9,7 @@ mod postgres;
 mod process;
 mod receiver;
 mod server;
+mod txs;
 
 pub use bitcoind::{BitcoindNode, NodeOptions};
 pub use chaos::ChaosProxy;
@@ -17,6 +18,7 @@ pub use postgres::{TestDatabase, admin_database_url, host_tag};
 pub use process::{ServiceProcess, Stopped};
 pub use receiver::{RecordedRequest, RecordingReceiver};
 pub use server::{RunningServer, serve};
+pub use txs::{OP_TRUE, RawTx, spend_op_true, txid_of};
 
 /// A listener on 127.0.0.1 with a port the OS picked, for starting a service under test.
 pub fn local_listener() -> std::net::TcpListener {

@@ -42,7 +42,11 @@ impl ServiceProcess {
     /// Starts `binary` on a free port with `env` (plus `LISTEN_ADDR` and JSON logs) and waits up
     /// to 30 s for `/ready` to answer 200.
     pub async fn start(binary: &str, env: &HashMap<&str, String>) -> Self {
-        let port = crate::free_port();
+        Self::start_on(binary, env, crate::free_port()).await
+    }
+
+    /// [`Self::start`] on a given port (a restart on the port its peers know).
+    pub async fn start_on(binary: &str, env: &HashMap<&str, String>, port: u16) -> Self {
         let log = tempfile::NamedTempFile::new().expect("log file");
         // Both streams append to one file (separate offsets would overwrite each other).
         let append = || std::fs::OpenOptions::new().append(true).open(log.path()).expect("log file");
@@ -96,6 +100,18 @@ impl ServiceProcess {
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+    }
+
+    /// Kills the process at once (SIGKILL: no shutdown code runs) and returns its log.
+    pub fn kill(mut self) -> String {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.drain_log()
+    }
+
+    /// Everything the process wrote so far.
+    pub fn log(&mut self) -> String {
+        self.drain_log()
     }
 
     /// Everything the process wrote so far.

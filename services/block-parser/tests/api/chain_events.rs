@@ -326,3 +326,99 @@ fn internal_hex(display: &str) -> String {
     bytes.reverse();
     hex::encode(bytes)
 }
+
+/// `n` registered-to-be transactions: a coin fanned out into `n` outputs, mined, and a spend of
+/// each (with `data_len` bytes of data).
+async fn many_spends(node: &BitcoindNode, n: usize, data_len: usize) -> Vec<String> {
+    let value = 100_000;
+    let parent = node.fan_out(&node.coins().await[0], n, value).await;
+    node.generate(1).await;
+    let fee = 200 + data_len as u64;
+    (0..n).map(|i| test_support::spend_op_true(&parent, i as u32, value, fee, data_len)).collect()
+}
+
+#[tokio::test]
+async fn every_proof_of_a_block_of_2000_registered_transactions_equals_the_nodes() {
+    let (node, s) = one_node().await;
+    let spends = many_spends(&node, 2000, 0).await;
+    s.submit_many(&spends, &json!({})).await;
+    let block = node.generate(1).await.remove(0);
+    let info = node.rpc("getblock", json!([block, 1])).await;
+    assert!(info["tx"].as_array().unwrap().len() > 2000, "{}", info["num_tx"]);
+
+    let rows = s
+        .wait_for_rows(
+            &format!(
+                "SELECT encode(t.txid, 'hex') AS txid, b.proof FROM tx_blocks b JOIN txs t USING (tx_internal_id) \
+                 WHERE b.on_active_chain AND b.block_hash = decode('{}', 'hex')",
+                internal_hex(&block)
+            ),
+            2000,
+        )
+        .await;
+    assert_eq!(rows.len(), 2000);
+    let header_hex = node.rpc("getblockheader", json!([block, false])).await;
+    let header = bsv_primitives::BlockHeader::from_hex(header_hex.as_str().unwrap()).unwrap();
+    for row in rows {
+        let mut txid = hex::decode(row["txid"].as_str().unwrap()).unwrap();
+        txid.reverse();
+        let txid = hex::encode(txid);
+        let theirs = node.rpc("getmerkleproof2", json!([block, txid])).await;
+        assert_eq!(row["proof"]["index"], theirs["index"], "{txid}");
+        assert_eq!(row["proof"]["nodes"], theirs["nodes"], "{txid}");
+        assert_eq!(row["proof"]["target"], block);
+        let proof: bsv_primitives::TscProof = serde_json::from_value(row["proof"].clone()).unwrap();
+        proof.verify_against_header(&header).unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_block_parser_killed_mid_block_delivers_every_event_of_it_once_after_a_restart() {
+    use std::collections::HashMap;
+    test_support::init_test_tracing();
+    let node = BitcoindNode::start().await;
+    node.generate(5).await;
+    let (mapi_db, bp_db, gw_db) = (
+        test_support::TestDatabase::create().await,
+        test_support::TestDatabase::create().await,
+        test_support::TestDatabase::create().await,
+    );
+    let bp_port = test_support::free_port();
+    let bp_url = format!("http://127.0.0.1:{bp_port}");
+    let s = crate::helpers::stack_with_external_block_parser(&mapi_db, &gw_db, &bp_url).await;
+    let bp_env: HashMap<&str, String> = HashMap::from([
+        ("DATABASE_URL", bp_db.url().to_owned()),
+        ("INTERNAL_TOKEN", INTERNAL_TOKEN.to_owned()),
+        ("MAPI_URL", s.mapi.clone()),
+        ("CATCH_UP_INTERVAL_MS", "200".to_owned()),
+    ]);
+    let binary = env!("CARGO_BIN_EXE_block-parser");
+    let parser = test_support::ServiceProcess::start_on(binary, &bp_env, bp_port).await;
+    s.add_node(&node).await;
+    s.wait_for_tip(&best_hash(&node).await).await;
+
+    // About 12 MB of registered transactions in one block.
+    let spends = many_spends(&node, 1500, 8000).await;
+    s.wait_for_tip(&best_hash(&node).await).await;
+    s.submit_many(&spends, &json!({"merkleProof": true, "callbackUrl": "https://r.example/cb"})).await;
+    let block = node.generate(1).await.remove(0);
+    // Killed as soon as it follows the block: in the middle of parsing it.
+    s.wait_for_tip(&block).await;
+    let log = parser.kill();
+    let parsed_before = log.lines().any(|l| l.contains("block parsed") && l.contains(&block));
+    tracing::info!(parsed_before, "block-parser was killed");
+
+    let _parser = test_support::ServiceProcess::start_on(binary, &bp_env, bp_port).await;
+    let sql = format!(
+        "SELECT 1 FROM tx_blocks WHERE on_active_chain AND block_hash = decode('{}', 'hex')",
+        internal_hex(&block)
+    );
+    assert_eq!(s.wait_for_rows(&sql, 1500).await.len(), 1500, "parsed before the kill: {parsed_before}");
+    let callbacks = s.wait_for_rows("SELECT 1 FROM callbacks WHERE reason = 'merkleProof'", 1500).await;
+    assert_eq!(callbacks.len(), 1500);
+    // Nothing more arrives: every event once in effect.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(s.mapi_rows("SELECT 1 FROM callbacks").await.len(), 1500);
+    let status = block_parser_status(&s).await;
+    assert_eq!(status["eventsWaiting"], 0, "{status}");
+}

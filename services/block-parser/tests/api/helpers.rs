@@ -80,6 +80,48 @@ pub async fn stack(extra: &[(&str, &str)]) -> Stack {
     }
 }
 
+/// mapi and a gateway, with block-parser run elsewhere (a process the test controls) at `bp_url`.
+pub async fn stack_with_external_block_parser(
+    mapi_db: &TestDatabase,
+    gw_db: &TestDatabase,
+    bp_url: &str,
+) -> Stack {
+    let mapi_env = HashMap::from([
+        ("BLOCK_PARSER_URL", bp_url.to_owned()),
+        ("ZMQ_LISTENER_URL", format!("http://127.0.0.1:{}", test_support::free_port())),
+        ("DATABASE_URL", mapi_db.url().to_owned()),
+        ("INTERNAL_TOKEN", INTERNAL_TOKEN.to_owned()),
+        ("WIF_PRIVATEKEY", WIF.to_owned()),
+        ("MEMPOOL_CHECKER_DISABLED", "true".to_owned()),
+    ]);
+    let app = mapi::Application::build(settings(&mapi_env), test_support::local_listener()).await.unwrap();
+    let mapi = format!("http://127.0.0.1:{}", app.port());
+    tokio::spawn(app.run_until_stopped());
+    let gw_env = HashMap::from([
+        ("DATABASE_URL", gw_db.url().to_owned()),
+        ("INTERNAL_TOKEN", INTERNAL_TOKEN.to_owned()),
+        ("MAPI_URL", mapi.clone()),
+        ("BLOCK_PARSER_URL", bp_url.to_owned()),
+    ]);
+    let app = gateway::Application::build(
+        settings(&gw_env),
+        test_support::local_listener(),
+        Arc::new(gateway::clock::SystemClock),
+    )
+    .await
+    .unwrap();
+    let gateway = format!("http://127.0.0.1:{}", app.port());
+    tokio::spawn(app.run_until_stopped());
+    Stack {
+        mapi,
+        mapi_db: mapi_db.url().to_owned(),
+        block_parser: bp_url.to_owned(),
+        gateway,
+        http: reqwest::Client::new(),
+        _dbs: Vec::new(),
+    }
+}
+
 impl Stack {
     /// Registers a node with mapi (as the admin API does).
     pub async fn add_node(&self, node: &BitcoindNode) {
@@ -138,6 +180,26 @@ impl Stack {
         let payload: Value = serde_json::from_str(env["payload"].as_str().unwrap()).unwrap();
         assert_eq!(payload["returnResult"], "success", "{payload}");
         payload
+    }
+
+    /// Submits transactions through the gateway (`POST /mapi/txs`, anonymously, `options` on
+    /// each) in requests of at most 1000; every one must be accepted.
+    pub async fn submit_many(&self, hexes: &[String], options: &Value) {
+        for chunk in hexes.chunks(1000) {
+            let body: Vec<Value> = chunk
+                .iter()
+                .map(|h| {
+                    let mut item = options.clone();
+                    item["rawtx"] = json!(h);
+                    item
+                })
+                .collect();
+            let resp = self.http.post(format!("{}/mapi/txs", self.gateway)).json(&body).send().await.unwrap();
+            assert_eq!(resp.status(), 200);
+            let env: Value = resp.json().await.unwrap();
+            let payload: Value = serde_json::from_str(env["payload"].as_str().unwrap()).unwrap();
+            assert_eq!(payload["failureCount"], 0, "{}", payload["txs"][0]);
+        }
     }
 
     /// `GET /mapi/tx/{txid}` through the gateway: the payload.
