@@ -7,6 +7,7 @@ mod hash;
 mod header;
 mod keys;
 mod merkle;
+mod merkle_paths;
 mod tx;
 mod varint;
 
@@ -17,6 +18,7 @@ pub use hash::{BlockHash, HashParseError, Txid, merkle_parent, sha256d};
 pub use header::BlockHeader;
 pub use keys::{KeyError, KeyNetwork, PrivateKey, PublicKey};
 pub use merkle::{MerkleRootBuilder, MerkleTree, ProofError, ProofNode, TargetType, TscProof, merkle_root};
+pub use merkle_paths::{LeafPath, MerklePaths};
 pub use tx::{FeeBytes, OutPoint, ParseLimits, Transaction, is_data_script};
 pub use varint::{read_varint, varint_size, write_varint};
 

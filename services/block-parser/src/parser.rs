@@ -9,7 +9,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use bsv_primitives::{BlockHash, BlockHeader, BlockReader, MerkleTree, OutPoint, ParseLimits, Txid};
+use bsv_primitives::{BlockHash, BlockHeader, BlockReader, OutPoint, ParseLimits, Txid};
 use db_kit::{Db, DbError};
 use diesel::prelude::*;
 use diesel::sql_types::{Array, Bytea};
@@ -180,29 +180,41 @@ type Watched = std::collections::HashMap<OutPoint, Vec<Txid>>;
 /// What one pass over a block found.
 #[derive(Debug)]
 struct BlockContents {
-    /// Every txid, in block order.
-    txids: Vec<Txid>,
+    /// Transactions in it.
+    tx_count: u64,
     /// Serialized size.
     size: u64,
+    /// The paths of the registered transactions in it.
+    paths: Vec<bsv_primitives::LeafPath>,
     /// Double spends: the registered transaction, the spending one and its bytes.
     double_spends: Vec<(Txid, Txid, Vec<u8>)>,
     /// Time spent reading from the node.
     download: Duration,
 }
 
-/// Reads a block from a stream: every txid, inputs that spend watched outpoints from another
-/// transaction, the size; the header and Merkle root are checked on the way.
+/// Finds which of a chunk of txids are registered.
+type Lookup<'a> = dyn FnMut(&[Txid]) -> Result<std::collections::HashSet<Txid>, String> + 'a;
+
+/// Txids looked up at a time while a block streams by.
+const SCAN_CHUNK: usize = 10_000;
+
+/// Reads a block from a stream, one transaction in memory at a time: the registered ones
+/// (`lookup`, a chunk of txids at a time) get their Merkle paths, inputs that spend watched
+/// outpoints from another transaction are kept with the spender; the header, the Merkle root and
+/// the size are checked on the way.
 fn scan_block<R: std::io::Read>(
     stream: R,
     expected: &BlockHeader,
     watched: &Watched,
+    lookup: &mut Lookup<'_>,
 ) -> Result<BlockContents, String> {
     let started = std::time::Instant::now();
     let mut reader = BlockReader::new(stream, ParseLimits::default()).map_err(|e| e.to_string())?;
     if reader.header() != expected {
         return Err("the node sent another header".into());
     }
-    let mut txids = Vec::with_capacity(usize::try_from(reader.tx_count()).unwrap_or(0).min(1 << 20));
+    let mut paths = bsv_primitives::MerklePaths::new();
+    let mut chunk: Vec<Txid> = Vec::with_capacity(SCAN_CHUNK);
     let mut double_spends = Vec::new();
     while let Some(tx) = reader.next_tx() {
         let tx = tx.map_err(|e| e.to_string())?;
@@ -220,14 +232,39 @@ fn scan_block<R: std::io::Read>(
                 double_spends.extend(victims.into_iter().map(|v| (v, txid, bytes.clone())));
             }
         }
-        txids.push(txid);
+        chunk.push(txid);
+        if chunk.len() == SCAN_CHUNK {
+            track(&mut paths, &mut chunk, lookup)?;
+        }
     }
+    track(&mut paths, &mut chunk, lookup)?;
     let summary = reader.finish().map_err(|e| e.to_string())?;
+    let (root, paths) = paths.finish().ok_or("the block has no transactions")?;
+    if root != expected.merkle_root() {
+        return Err("the Merkle root differs from the header's".into());
+    }
     let size = 80 + bsv_primitives::varint_size(summary.tx_count) as u64 + summary.tx_bytes;
-    Ok(BlockContents { txids, size, double_spends, download: started.elapsed() })
+    Ok(BlockContents { tx_count: summary.tx_count, size, paths, double_spends, download: started.elapsed() })
 }
 
-/// Streams a block from the first node that gives it and scans it.
+/// Pushes a chunk of txids into the paths, tracking the registered ones.
+fn track(
+    paths: &mut bsv_primitives::MerklePaths,
+    chunk: &mut Vec<Txid>,
+    lookup: &mut Lookup<'_>,
+) -> Result<(), String> {
+    if chunk.is_empty() {
+        return Ok(());
+    }
+    let found = lookup(chunk)?;
+    for txid in chunk.drain(..) {
+        paths.push(txid, found.contains(&txid));
+    }
+    Ok(())
+}
+
+/// Streams a block from the first node that gives it and scans it (on a blocking thread; the
+/// registered lookups go back to the runtime).
 async fn read_block(
     parser: &Parser,
     block: &Pending,
@@ -247,9 +284,15 @@ async fn read_block(
         let bridge = tokio_util::io::SyncIoBridge::new(stream);
         let expected = block.header.clone();
         let watched = watched.clone();
-        let read = tokio::task::spawn_blocking(move || scan_block(bridge, &expected, &watched))
-            .await
-            .map_err(|e| ParseBlockError::Invalid(hash, e.to_string()))?;
+        let db = parser.db.clone();
+        let runtime = tokio::runtime::Handle::current();
+        let read = tokio::task::spawn_blocking(move || {
+            let mut lookup =
+                |chunk: &[Txid]| runtime.block_on(registered(&db, chunk)).map_err(|e| e.to_string());
+            scan_block(bridge, &expected, &watched, &mut lookup)
+        })
+        .await
+        .map_err(|e| ParseBlockError::Invalid(hash, e.to_string()))?;
         return read.map_err(|e| ParseBlockError::Invalid(hash, e));
     }
     Err(ParseBlockError::Fetch(hash, last_error))
@@ -296,31 +339,21 @@ async fn registered(db: &Db, txids: &[Txid]) -> Result<std::collections::HashSet
 
 /// The events of one block: a "mined" event, with a proof checked against the header, for every
 /// registered transaction in it, and a "double spend" event for every watched outpoint it spends.
-fn events_of(
-    block: &Pending,
-    contents: &BlockContents,
-    found: &std::collections::HashSet<Txid>,
-) -> Result<Vec<ChainEvent>, ParseBlockError> {
+fn events_of(block: &Pending, contents: &BlockContents) -> Result<Vec<ChainEvent>, ParseBlockError> {
     let hash = block.header.hash();
-    let mut events = Vec::with_capacity(found.len() + contents.double_spends.len());
-    if !found.is_empty() {
-        let tree = MerkleTree::new(&contents.txids)
-            .ok_or_else(|| ParseBlockError::Invalid(hash, "no transactions".into()))?;
-        for (index, txid) in contents.txids.iter().enumerate().filter(|(_, t)| found.contains(t)) {
-            let proof = tree
-                .tsc_proof(index, hash)
-                .ok_or_else(|| ParseBlockError::Invalid(hash, format!("no proof for {txid}")))?;
-            proof
-                .verify_against_header(&block.header)
-                .map_err(|e| ParseBlockError::Invalid(hash, format!("the proof of {txid}: {e}")))?;
-            events.push(ChainEvent::Mined {
-                txid: *txid,
-                block_hash: hash,
-                block_height: block.height,
-                header: hex::encode(block.header.as_bytes()),
-                proof,
-            });
-        }
+    let mut events = Vec::with_capacity(contents.paths.len() + contents.double_spends.len());
+    for path in &contents.paths {
+        let proof = path.tsc_proof(hash);
+        proof
+            .verify_against_header(&block.header)
+            .map_err(|e| ParseBlockError::Invalid(hash, format!("the proof of {}: {e}", path.txid)))?;
+        events.push(ChainEvent::Mined {
+            txid: path.txid,
+            block_hash: hash,
+            block_height: block.height,
+            header: hex::encode(block.header.as_bytes()),
+            proof,
+        });
     }
     events.extend(contents.double_spends.iter().map(|(victim, ds_txid, bytes)| ChainEvent::DoubleSpend {
         txid: *victim,
@@ -338,9 +371,8 @@ async fn parse(parser: &Parser, block: &Pending) -> Result<(), ParseBlockError> 
     let hash = block.header.hash();
     let watched = Arc::new(watched(&parser.db).await?);
     let contents = read_block(parser, block, watched).await?;
-    let found = registered(&parser.db, &contents.txids).await?;
-    let events = events_of(block, &contents, &found)?;
-    let found_keys: Vec<Vec<u8>> = found.iter().map(|t| t.internal().to_vec()).collect();
+    let events = events_of(block, &contents)?;
+    let found_keys: Vec<Vec<u8>> = contents.paths.iter().map(|p| p.txid.internal().to_vec()).collect();
     let height = i64::try_from(block.height).unwrap_or(i64::MAX);
     let buried = height.saturating_sub(i64::try_from(parser.prune_depth).unwrap_or(i64::MAX));
     let mut conn = parser.db.conn().await?;
@@ -376,15 +408,15 @@ async fn parse(parser: &Parser, block: &Pending) -> Result<(), ParseBlockError> 
             hash,
             height: block.height,
             bytes: contents.size,
-            txs: contents.txids.len() as u64,
-            found: found.len() as u64,
+            txs: contents.tx_count,
+            found: contents.paths.len() as u64,
             double_spends: contents.double_spends.len() as u64,
             took: started.elapsed(),
             download: contents.download,
             since_seen,
         });
         tracing::info!(
-            block = %hash, height = block.height, txs = contents.txids.len(), txs.found = found.len(),
+            block = %hash, height = block.height, txs = contents.tx_count, txs.found = contents.paths.len(),
             double_spends = contents.double_spends.len(), "block parsed"
         );
     }
@@ -423,4 +455,93 @@ async fn remember_mined(
     .execute(conn)
     .await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A transaction spending `prev:vout` (or the null outpoint) to one `OP_TRUE` output.
+    fn tx(prev: [u8; 32], vout: u32, tag: u8) -> Vec<u8> {
+        let mut t = 1u32.to_le_bytes().to_vec();
+        t.push(1);
+        t.extend_from_slice(&prev);
+        t.extend_from_slice(&vout.to_le_bytes());
+        t.extend_from_slice(&[2, 0x51, tag]);
+        t.extend_from_slice(&u32::MAX.to_le_bytes());
+        t.push(1);
+        t.extend_from_slice(&1000u64.to_le_bytes());
+        t.extend_from_slice(&[1, 0x51]);
+        t.extend_from_slice(&0u32.to_le_bytes());
+        t
+    }
+
+    /// A block of the given transactions with a correct header.
+    fn block(txs: &[Vec<u8>]) -> (BlockHeader, Vec<u8>) {
+        let txids: Vec<Txid> = txs.iter().map(|t| Txid::from_internal(bsv_primitives::sha256d(t))).collect();
+        let root = bsv_primitives::merkle_root(&txids).unwrap_or_default();
+        let mut header = 1u32.to_le_bytes().to_vec();
+        header.extend_from_slice(&[0; 32]);
+        header.extend_from_slice(&root);
+        header.extend_from_slice(&[0; 12]);
+        let header = BlockHeader::from_bytes(header.try_into().unwrap_or([0; 80]));
+        let mut bytes = header.as_bytes().to_vec();
+        bytes.push(txs.len() as u8);
+        for t in txs {
+            bytes.extend_from_slice(t);
+        }
+        (header, bytes)
+    }
+
+    fn watched_outpoint(prev: [u8; 32], vout: u32, by: Txid) -> Watched {
+        Watched::from([(OutPoint { txid: Txid::from_internal(prev), vout }, vec![by])])
+    }
+
+    #[test]
+    fn a_block_is_scanned_for_txids_and_double_spends_of_watched_outpoints() {
+        let spent = [9; 32];
+        let ours = Txid::from_internal([5; 32]);
+        let (header, bytes) = block(&[tx([0; 32], u32::MAX, 0), tx(spent, 1, 1), tx([8; 32], 0, 2)]);
+        let mut all = |chunk: &[Txid]| Ok(chunk.iter().copied().collect());
+        let contents =
+            scan_block(bytes.as_slice(), &header, &watched_outpoint(spent, 1, ours), &mut all).unwrap();
+        assert_eq!(contents.tx_count, 3);
+        assert_eq!(contents.paths.len(), 3, "every txid tracked");
+        let txids: Vec<Txid> = contents.paths.iter().map(|p| p.txid).collect();
+        assert_eq!(contents.size, bytes.len() as u64);
+        assert_eq!(contents.double_spends.len(), 1);
+        let (victim, ds, raw) = &contents.double_spends[0];
+        assert_eq!(*victim, ours);
+        assert_eq!(*ds, txids[1]);
+        assert_eq!(raw, &tx(spent, 1, 1));
+        // The watched transaction itself in the block is no double spend.
+        let itself = txids[1];
+        let clean =
+            scan_block(bytes.as_slice(), &header, &watched_outpoint(spent, 1, itself), &mut all).unwrap();
+        assert!(clean.double_spends.is_empty());
+    }
+
+    #[test]
+    fn a_cut_or_malformed_stream_or_another_header_is_an_error_never_a_partial_answer() {
+        let (header, bytes) = block(&[tx([0; 32], u32::MAX, 0), tx([8; 32], 0, 2)]);
+        let none = Watched::new();
+        let mut nothing = |_: &[Txid]| Ok(std::collections::HashSet::new());
+        for cut in [10, 81, 100, bytes.len() - 1] {
+            assert!(scan_block(&bytes[..cut], &header, &none, &mut nothing).is_err(), "cut at {cut}");
+        }
+        let mut count = bytes.clone();
+        count[80] = 0xfe; // a transaction count far beyond the data
+        assert!(scan_block(count.as_slice(), &header, &none, &mut nothing).is_err());
+        let mut changed = bytes.clone();
+        let last = changed.len() - 10;
+        changed[last] ^= 0xff; // a transaction that no longer matches the Merkle root
+        let err = scan_block(changed.as_slice(), &header, &none, &mut nothing).unwrap_err();
+        assert!(err.contains("Merkle root"), "{err}");
+        let (other, _) = block(&[tx([7; 32], 0, 3)]);
+        let err = scan_block(bytes.as_slice(), &other, &none, &mut nothing).unwrap_err();
+        assert_eq!(err, "the node sent another header");
+        let mut trailing = bytes.clone();
+        trailing.push(0);
+        assert!(scan_block(trailing.as_slice(), &header, &none, &mut nothing).is_err());
+    }
 }

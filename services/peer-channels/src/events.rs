@@ -53,6 +53,9 @@ pub enum Event {
     },
     /// This replica's listener reconnected: events may have been missed, read the database.
     Resync,
+    /// The best chain tip moved: every tip, as the headers API lists them (each replica polls
+    /// them itself; never sent between replicas).
+    Tips(serde_json::Value),
 }
 
 /// The fan-out of one replica.
@@ -85,7 +88,8 @@ impl Hub {
         self.sender.subscribe()
     }
 
-    fn publish(&self, event: Event) {
+    /// Hands an event to this replica's sockets only.
+    pub fn publish(&self, event: Event) {
         // No subscriber is not an error.
         let _ = self.sender.send(Arc::new(event));
     }

@@ -9,6 +9,7 @@ mod schema;
 pub mod settings;
 pub mod sockets;
 pub mod store;
+pub mod tips;
 
 use std::net::TcpListener;
 use std::time::Duration;
@@ -122,6 +123,22 @@ impl Application {
         workers.spawn("notification listener", events::listen(hub.clone(), workers.shutdown_token()));
         let state =
             web::Data::new(AppState { db, settings, hub, metrics, shutdown: workers.shutdown_token() });
+        if state.settings.tips_poll_interval_ms > 0 {
+            let client = service_kit::InternalClient::new(
+                InternalCredential::new(state.settings.common.internal_token.clone()),
+                Duration::from_secs(5),
+            )?;
+            workers.spawn(
+                "tips",
+                tips::poll(
+                    state.hub.clone(),
+                    client,
+                    state.settings.block_parser_url.clone(),
+                    Duration::from_millis(state.settings.tips_poll_interval_ms),
+                    workers.shutdown_token(),
+                ),
+            );
+        }
         if state.settings.pruner_interval_secs > 0 {
             workers.spawn("pruner", run_pruner(state.clone(), workers.shutdown_token()));
         }

@@ -9,6 +9,8 @@
 //! | `pruner_interval_secs` | `PRUNER_INTERVAL_SECS` | 300 (0 turns the pruner off) |
 //! | `websocket_fanout_capacity` | `WEBSOCKET_FANOUT_CAPACITY` | 4096 (events a socket may fall behind before it re-reads the database) |
 //! | `message_page_size` | `MESSAGE_PAGE_SIZE` | 100 (messages read from the database at a time by a channel read or a socket's catch-up) |
+//! | `block_parser_url` | `BLOCK_PARSER_URL` | `http://127.0.0.1:8083` (whose chain tips the account sockets announce) |
+//! | `tips_poll_interval_ms` | `TIPS_POLL_INTERVAL_MS` | 1000 (how often the tips are read, as the reference polls HeaderSV; 0 turns the announcements off) |
 //!
 //! plus the common settings of `service_kit::settings` (`DATABASE_URL`, `INTERNAL_TOKEN`, ...).
 
@@ -34,6 +36,10 @@ pub struct PeerChannelsSettings {
     pub websocket_fanout_capacity: usize,
     /// Messages read from the database at a time (memory stays bounded whatever a channel holds).
     pub message_page_size: i64,
+    /// The headers API whose tips the account sockets announce (block-parser).
+    pub block_parser_url: url::Url,
+    /// Milliseconds between polls of the tips; 0 announces none.
+    pub tips_poll_interval_ms: u64,
 }
 
 impl PeerChannelsSettings {
@@ -56,6 +62,8 @@ websocket_heartbeat_secs = 30
 pruner_interval_secs = 300
 websocket_fanout_capacity = 4096
 message_page_size = 100
+block_parser_url = "http://127.0.0.1:8083"
+tips_poll_interval_ms = 1000
 "#;
     const ENV: &'static [EnvVar] = &[
         env("MAX_MESSAGE_CONTENT_LENGTH", "max_message_content_length"),
@@ -65,6 +73,8 @@ message_page_size = 100
         env("PRUNER_INTERVAL_SECS", "pruner_interval_secs"),
         env("WEBSOCKET_FANOUT_CAPACITY", "websocket_fanout_capacity"),
         env("MESSAGE_PAGE_SIZE", "message_page_size"),
+        env("BLOCK_PARSER_URL", "block_parser_url"),
+        env("TIPS_POLL_INTERVAL_MS", "tips_poll_interval_ms"),
     ];
 
     fn common(&self) -> &CommonSettings {
@@ -89,6 +99,13 @@ message_page_size = 100
         }
         if self.message_page_size < 1 {
             return Err(SettingsError::invalid(Self::ENV, "message_page_size", "must be positive"));
+        }
+        if !matches!(self.block_parser_url.scheme(), "http" | "https") {
+            return Err(SettingsError::invalid(
+                Self::ENV,
+                "block_parser_url",
+                "must be an http or https URL",
+            ));
         }
         if self.websocket_heartbeat_secs == 0 {
             return Err(SettingsError::invalid(Self::ENV, "websocket_heartbeat_secs", "must be positive"));

@@ -163,6 +163,7 @@ async fn run_channel_socket(
                     Event::TokenRevoked { token_id } => via_account || *token_id != socket.access.token.id,
                     Event::ChannelDeleted { channel_id } => *channel_id != socket.access.channel.external_id,
                     Event::Resync => socket.catch_up().await.is_ok(),
+                    Event::Tips(_) => true,
                 },
                 Err(RecvError::Lagged(_)) => socket.catch_up().await.is_ok(),
                 Err(RecvError::Closed) => false,
@@ -322,6 +323,8 @@ async fn run_account_socket(
                     }
                     Event::Resync => socket.catch_up().await.is_ok(),
                     Event::TokenRevoked { .. } => true,
+                    // Text in both modes, as the reference sends it.
+                    Event::Tips(tips) => socket.session.text(crate::tips::frame(tips)).await.is_ok(),
                 },
                 Err(RecvError::Lagged(_)) => socket.catch_up().await.is_ok(),
                 Err(RecvError::Closed) => false,

@@ -172,6 +172,55 @@ async fn the_tips_websocket_sends_each_new_best_tip() {
 }
 
 #[tokio::test]
+async fn account_websockets_get_each_new_tip_as_bsvapi_headers_tip() {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let node = BitcoindNode::start().await;
+    let s = stack(&[]).await;
+    s.add_node(&node).await;
+    s.wait_for_tip(&best_hash(&node).await).await;
+    let db = test_support::TestDatabase::create().await;
+    let env: std::collections::HashMap<&str, String> = std::collections::HashMap::from([
+        ("DATABASE_URL", db.url().to_owned()),
+        ("INTERNAL_TOKEN", INTERNAL_TOKEN.to_owned()),
+        ("BLOCK_PARSER_URL", s.block_parser.clone()),
+        ("TIPS_POLL_INTERVAL_MS", "200".to_owned()),
+    ]);
+    let settings: peer_channels::settings::PeerChannelsSettings =
+        service_kit::settings::load_from(None, |k| env.get(k).cloned()).unwrap();
+    let app = peer_channels::Application::build(settings, test_support::local_listener()).await.unwrap();
+    let url = format!("ws://127.0.0.1:{}/api/v1/web-socket", app.port());
+    tokio::spawn(app.run_until_stopped());
+    // Two account sockets, JSON and binary mode, as the gateway opens them for account 1.
+    let mut sockets = Vec::new();
+    for accept in ["application/json", "application/octet-stream"] {
+        let mut request = url.clone().into_client_request().unwrap();
+        let headers = request.headers_mut();
+        headers.insert("x-internal-token", INTERNAL_TOKEN.parse().unwrap());
+        headers.insert("x-caller-account", "1".parse().unwrap());
+        headers.insert("accept", accept.parse().unwrap());
+        sockets.push(tokio_tungstenite::connect_async(request).await.unwrap().0);
+    }
+    // The poller's first read is its baseline.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let block = node.generate(1).await.remove(0);
+    for socket in &mut sockets {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        let frame = loop {
+            match tokio::time::timeout_at(deadline, socket.next()).await {
+                Ok(Some(Ok(Message::Text(t)))) => break serde_json::from_str::<Value>(&t).unwrap(),
+                Ok(Some(Ok(_))) => {}
+                other => panic!("no tip frame: {other:?}"),
+            }
+        };
+        assert_eq!(frame["message_type"], "bsvapi.headers.tip");
+        let longest: Vec<&Value> =
+            frame["result"].as_array().unwrap().iter().filter(|t| t["state"] == "LONGEST_CHAIN").collect();
+        assert_eq!(longest.len(), 1, "{frame}");
+        assert_eq!(longest[0]["header"]["hash"], block);
+    }
+}
+
+#[tokio::test]
 async fn a_reorg_moves_the_best_chain_and_a_deep_fork_is_ignored() {
     let node = BitcoindNode::start().await;
     let s = stack(&[("MAX_BLOCK_CHAIN_LENGTH_FOR_FORK", "5")]).await;

@@ -31,6 +31,8 @@ pub async fn spawn_replica(db_url: &str, extra: &[(&str, &str)]) -> String {
         ("INTERNAL_TOKEN", INTERNAL_TOKEN.to_owned()),
         ("HREF_HOST", "channels.example".to_owned()),
         ("HREF_PORT", "443".to_owned()),
+        // No headers API runs here: nothing listens there.
+        ("BLOCK_PARSER_URL", format!("http://127.0.0.1:{}", test_support::free_port())),
     ]);
     for (k, v) in extra {
         env.insert(k, (*v).to_owned());

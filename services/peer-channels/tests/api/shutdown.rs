@@ -22,6 +22,7 @@ async fn sigterm_closes_the_sockets_stops_the_workers_and_exits_within_the_grace
         ("SHUTDOWN_GRACE_SECS", grace.as_secs().to_string()),
         ("WEBSOCKET_HEARTBEAT_SECS", "600".to_owned()),
         ("PRUNER_INTERVAL_SECS", "3600".to_owned()),
+        ("BLOCK_PARSER_URL", format!("http://127.0.0.1:{}", test_support::free_port())),
     ]);
     let service = ServiceProcess::start(env!("CARGO_BIN_EXE_peer-channels"), &env).await;
     // An account socket, as the gateway opens it for account 1.
@@ -38,7 +39,7 @@ async fn sigterm_closes_the_sockets_stops_the_workers_and_exits_within_the_grace
     let mut workers: Vec<String> =
         stopped.events("worker stopped").iter().map(|e| e["worker"].as_str().unwrap().to_owned()).collect();
     workers.sort();
-    assert_eq!(workers, ["notification listener", "pruner"], "{}", stopped.log);
+    assert_eq!(workers, ["notification listener", "pruner", "tips"], "{}", stopped.log);
     let complete = stopped.events("shutdown complete");
     assert_eq!(complete.len(), 1, "{}", stopped.log);
     assert_eq!(complete[0]["workers.stopped"], true);
