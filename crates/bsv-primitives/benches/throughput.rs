@@ -8,7 +8,12 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use bsv_primitives::{BlockReader, MerkleTree, ParseLimits, Transaction, Txid, sha256d, write_varint};
+use std::io::Read;
+
+use bsv_primitives::{
+    BlockReader, MerklePaths, MerkleRootBuilder, MerkleTree, ParseLimits, Transaction, Txid, sha256d,
+    write_varint,
+};
 
 /// A P2PKH-shaped transaction with `inputs` inputs, `outputs` outputs and an optional data output.
 fn make_tx(seed: u32, inputs: u32, outputs: u32, data_bytes: usize) -> Vec<u8> {
@@ -73,7 +78,94 @@ fn measure(bytes: usize, mut f: impl FnMut()) -> f64 {
     bytes as f64 / best.as_secs_f64() / 1e6
 }
 
+/// A block of `n` generated transactions streamed without ever being whole in memory: the header
+/// (its Merkle root computed in a first pass), the count, then each transaction as it is read.
+struct GeneratedBlock {
+    n: u32,
+    next: u32,
+    buffer: Vec<u8>,
+    at: usize,
+}
+
+impl GeneratedBlock {
+    fn new(n: u32) -> Self {
+        let mut root = MerkleRootBuilder::default();
+        for i in 0..n {
+            root.push(sha256d(&make_tx(i, 1 + i % 3, 2, 0)));
+        }
+        let mut head = 1u32.to_le_bytes().to_vec();
+        head.extend([0u8; 32]);
+        head.extend(root.root().unwrap());
+        head.extend([0u8; 12]);
+        write_varint(&mut head, u64::from(n)).unwrap();
+        Self { n, next: 0, buffer: head, at: 0 }
+    }
+}
+
+impl Read for GeneratedBlock {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        if self.at == self.buffer.len() {
+            if self.next == self.n {
+                return Ok(0);
+            }
+            self.buffer = make_tx(self.next, 1 + self.next % 3, 2, 0);
+            self.at = 0;
+            self.next += 1;
+        }
+        let k = out.len().min(self.buffer.len() - self.at);
+        out[..k].copy_from_slice(&self.buffer[self.at..self.at + k]);
+        self.at += k;
+        Ok(k)
+    }
+}
+
+/// Peak resident memory of this process so far, in MB (`VmHWM`).
+fn peak_rss_mb() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+/// The child run: block-parser's scan (stream skim, Merkle root check, the paths of one
+/// transaction in a thousand) over a generated block of about `BENCH_RSS_BLOCK_MB` MB.
+fn rss_child() {
+    let mb: u32 = std::env::var("BENCH_RSS_BLOCK_MB").ok().and_then(|s| s.parse().ok()).unwrap_or(1000);
+    // The transactions of `make_tx(i, 1 + i % 3, 2, 0)` average about 306 bytes.
+    let n = mb * 1_000_000 / 306;
+    let source = GeneratedBlock::new(n);
+    let before = peak_rss_mb();
+    let started = Instant::now();
+    let mut reader = BlockReader::new(source, ParseLimits::default()).unwrap().root_checked_by_caller();
+    let mut paths = MerklePaths::new();
+    let mut i = 0u64;
+    while let Some(tx) = reader.next_skimmed() {
+        paths.push(tx.unwrap().txid(), i.is_multiple_of(1000));
+        i += 1;
+    }
+    let summary = reader.finish().unwrap();
+    let (root, tracked) = paths.finish().unwrap();
+    assert_eq!(root, summary.header.merkle_root());
+    let took = started.elapsed();
+    let bytes = summary.tx_bytes as f64;
+    println!(
+        "{:<44} {:>10.1} MB/s, {} txs, {} paths, peak RSS {:.0} MB (before the parse {:.0} MB; goal <= 256 MB for 1 GB)",
+        format!("{:.2} GB block, generated while streamed", bytes / 1e9),
+        bytes / took.as_secs_f64() / 1e6,
+        summary.tx_count,
+        tracked.len(),
+        peak_rss_mb(),
+        before
+    );
+}
+
 fn main() {
+    if std::env::var_os("BENCH_RSS_CHILD").is_some() {
+        rss_child();
+        return;
+    }
     let (block, txs) = make_block(40_000);
     let small: Vec<&Vec<u8>> = txs.iter().filter(|t| t.len() < 10_000).collect();
     let small_bytes: usize = small.iter().map(|t| t.len()).sum();
@@ -93,6 +185,14 @@ fn main() {
     });
     let block_stream = measure(block.len(), || {
         let reader = BlockReader::new(black_box(&block[..]), ParseLimits::default()).unwrap();
+        black_box(reader.finish().unwrap());
+    });
+
+    let block_skim = measure(block.len(), || {
+        let mut reader = BlockReader::new(black_box(&block[..]), ParseLimits::default()).unwrap();
+        while let Some(tx) = reader.next_skimmed() {
+            black_box(tx.unwrap().txid());
+        }
         black_box(reader.finish().unwrap());
     });
 
@@ -119,4 +219,47 @@ fn main() {
         sha_block,
         block_stream / sha_block
     );
+    println!(
+        "{:<44} {:>10.1} {:>12.1} {:>8.2}",
+        "block stream skim + Merkle root check",
+        block_skim,
+        sha_block,
+        block_skim / sha_block
+    );
+
+    // A block of more than 100 MB, as block-parser reads it: stream parse, Merkle root check and
+    // the Merkle paths of one transaction in a hundred, next to SHA-256d over the same bytes.
+    let (big, big_txs) = make_block(330_000);
+    drop(big_txs);
+    let sha_big = measure(big.len(), || {
+        black_box(sha256d(black_box(&big)));
+    });
+    let scan_big = measure(big.len(), || {
+        let mut reader =
+            BlockReader::new(black_box(&big[..]), ParseLimits::default()).unwrap().root_checked_by_caller();
+        let mut paths = MerklePaths::new();
+        let mut i = 0u64;
+        while let Some(tx) = reader.next_skimmed() {
+            paths.push(tx.unwrap().txid(), i.is_multiple_of(100));
+            i += 1;
+        }
+        let summary = reader.finish().unwrap();
+        assert_eq!(paths.finish().unwrap().0, summary.header.merkle_root());
+    });
+    println!(
+        "{:<44} {:>10.1} {:>12.1} {:>8.2}   (goal >= 0.5)",
+        format!("block-parser scan, {:.0} MB block", big.len() as f64 / 1e6),
+        scan_big,
+        sha_big,
+        scan_big / sha_big
+    );
+    drop(big);
+
+    // Peak memory of the same scan over a 1 GB block, in a fresh process.
+    let child = std::process::Command::new(std::env::current_exe().unwrap())
+        .env("BENCH_RSS_CHILD", "1")
+        .output()
+        .unwrap();
+    print!("{}", String::from_utf8_lossy(&child.stdout));
+    assert!(child.status.success(), "{}", String::from_utf8_lossy(&child.stderr));
 }

@@ -8,6 +8,7 @@ mod header;
 mod keys;
 mod merkle;
 mod merkle_paths;
+mod skim;
 mod tx;
 mod varint;
 
@@ -19,6 +20,7 @@ pub use header::BlockHeader;
 pub use keys::{KeyError, KeyNetwork, PrivateKey, PublicKey};
 pub use merkle::{MerkleRootBuilder, MerkleTree, ProofError, ProofNode, TargetType, TscProof, merkle_root};
 pub use merkle_paths::{LeafPath, MerklePaths};
+pub use skim::SkimmedTx;
 pub use tx::{FeeBytes, OutPoint, ParseLimits, Transaction, is_data_script};
 pub use varint::{read_varint, varint_size, write_varint};
 

@@ -221,6 +221,33 @@ impl BitcoindNode {
         serde_json::from_value(hashes).unwrap()
     }
 
+    /// Waits until the node's next block would hold at least `n` transactions besides the
+    /// coinbase (its block assembler takes new mempool transactions asynchronously, so a
+    /// `generate` right after a burst of submissions may mine fewer). The node answers
+    /// `getminingcandidate` only with a peer; without one, the mempool must hold `n` and the
+    /// assembler gets a moment.
+    pub async fn wait_for_block_candidate(&self, n: u64) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let txs = match self.try_rpc("getminingcandidate", json!([false])).await {
+                Ok(candidate) => candidate["num_tx"].as_u64().unwrap_or(0).saturating_sub(1),
+                Err(_) => {
+                    let size = self.rpc("getmempoolinfo", json!([])).await["size"].as_u64().unwrap_or(0);
+                    if size >= n {
+                        tokio::time::sleep(Duration::from_millis(500)).await;
+                        return;
+                    }
+                    size
+                }
+            };
+            if txs >= n {
+                return;
+            }
+            assert!(Instant::now() < deadline, "the next block would hold {txs} of {n} transactions");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// A new wallet address.
     pub async fn new_address(&self) -> String {
         self.rpc("getnewaddress", json!([])).await.as_str().unwrap().to_owned()
@@ -303,6 +330,11 @@ impl BitcoindNode {
     pub async fn restart(&mut self) {
         self.stop().await;
         self.launch().await.unwrap_or_else(|e| panic!("restart: {e}"));
+    }
+
+    /// The node's process id (`None` while stopped).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(std::process::Child::id)
     }
 
     /// True while the process runs.

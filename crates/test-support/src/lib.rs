@@ -4,6 +4,7 @@
 
 mod bitcoind;
 mod chaos;
+pub mod cpu;
 mod logs;
 mod postgres;
 mod process;

@@ -102,6 +102,11 @@ impl ServiceProcess {
         }
     }
 
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Kills the process at once (SIGKILL: no shutdown code runs) and returns its log.
     pub fn kill(mut self) -> String {
         let _ = self.child.kill();

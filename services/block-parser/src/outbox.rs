@@ -1,5 +1,6 @@
 //! Events for mapi: written in the transaction that causes them (a block parsed, the best chain
-//! switched), delivered in order, and kept until mapi answered 2xx. mapi applies them
+//! switched), delivered in order, and kept until mapi answered 2xx (then deleted: a delete
+//! rewrites nothing, where marking a row would copy its payload). mapi applies them
 //! idempotently, so a delivery repeated after a lost answer changes nothing.
 
 use std::time::Duration;
@@ -15,19 +16,25 @@ use wire_model::internal::{ChainEvent, ChainEventRecord, ChainEvents};
 use crate::schema::outbox;
 
 /// Events sent in one request.
-const BATCH: i64 = 500;
+const BATCH: i64 = 2000;
 
-/// Appends events (inside the caller's transaction).
+/// Appends events (inside the caller's transaction), in one statement with one parameter: the
+/// events as JSON text, in order.
 pub async fn append(conn: &mut AsyncPgConnection, events: &[ChainEvent]) -> Result<(), DbError> {
     if events.is_empty() {
         return Ok(());
     }
-    let rows = events
+    let texts = events
         .iter()
-        .map(|e| serde_json::to_value(e).map(|payload| outbox::payload.eq(payload)))
+        .map(serde_json::to_string)
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| DbError::Query(diesel::result::Error::SerializationError(Box::new(e))))?;
-    diesel::insert_into(outbox::table).values(rows).execute(conn).await?;
+    diesel::sql_query(
+        "INSERT INTO outbox (payload) SELECT p::json FROM unnest($1::text[]) WITH ORDINALITY AS e (p, n) ORDER BY n",
+    )
+    .bind::<diesel::sql_types::Array<diesel::sql_types::Text>, _>(texts)
+    .execute(conn)
+    .await?;
     Ok(())
 }
 
@@ -35,7 +42,6 @@ pub async fn append(conn: &mut AsyncPgConnection, events: &[ChainEvent]) -> Resu
 async fn pending(db: &Db) -> Result<Vec<ChainEventRecord>, DbError> {
     let mut conn = db.conn().await?;
     let rows: Vec<(i64, serde_json::Value)> = outbox::table
-        .filter(outbox::delivered_at.is_null())
         .order(outbox::id)
         .limit(BATCH)
         .select((outbox::id, outbox::payload))
@@ -55,17 +61,14 @@ async fn pending(db: &Db) -> Result<Vec<ChainEventRecord>, DbError> {
 
 async fn mark_delivered(db: &Db, ids: &[i64]) -> Result<(), DbError> {
     let mut conn = db.conn().await?;
-    diesel::update(outbox::table.filter(outbox::id.eq_any(ids)))
-        .set(outbox::delivered_at.eq(diesel::dsl::now))
-        .execute(&mut conn)
-        .await?;
+    diesel::delete(outbox::table.filter(outbox::id.eq_any(ids))).execute(&mut conn).await?;
     Ok(())
 }
 
 /// Undelivered events (`status/blockparser` shows how many wait).
 pub async fn backlog(db: &Db) -> Result<i64, DbError> {
     let mut conn = db.conn().await?;
-    Ok(outbox::table.filter(outbox::delivered_at.is_null()).count().get_result(&mut conn).await?)
+    Ok(outbox::table.count().get_result(&mut conn).await?)
 }
 
 /// Name of the advisory lock that makes delivery a singleton (events reach mapi in order).

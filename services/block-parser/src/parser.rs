@@ -209,14 +209,16 @@ fn scan_block<R: std::io::Read>(
     lookup: &mut Lookup<'_>,
 ) -> Result<BlockContents, String> {
     let started = std::time::Instant::now();
-    let mut reader = BlockReader::new(stream, ParseLimits::default()).map_err(|e| e.to_string())?;
+    // The root comes from the paths (one tree, not two) and is compared below.
+    let mut reader =
+        BlockReader::new(stream, ParseLimits::default()).map_err(|e| e.to_string())?.root_checked_by_caller();
     if reader.header() != expected {
         return Err("the node sent another header".into());
     }
     let mut paths = bsv_primitives::MerklePaths::new();
     let mut chunk: Vec<Txid> = Vec::with_capacity(SCAN_CHUNK);
     let mut double_spends = Vec::new();
-    while let Some(tx) = reader.next_tx() {
+    while let Some(tx) = reader.next_skimmed() {
         let tx = tx.map_err(|e| e.to_string())?;
         let txid = tx.txid();
         if !watched.is_empty() && !tx.is_coinbase() {
@@ -228,7 +230,7 @@ fn scan_block<R: std::io::Read>(
                 .copied()
                 .collect();
             if !victims.is_empty() {
-                let bytes = tx.to_bytes();
+                let bytes = tx.bytes().to_vec();
                 double_spends.extend(victims.into_iter().map(|v| (v, txid, bytes.clone())));
             }
         }
@@ -371,7 +373,9 @@ async fn parse(parser: &Parser, block: &Pending) -> Result<(), ParseBlockError> 
     let hash = block.header.hash();
     let watched = Arc::new(watched(&parser.db).await?);
     let contents = read_block(parser, block, watched).await?;
+    let scanned = started.elapsed();
     let events = events_of(block, &contents)?;
+    let proven = started.elapsed();
     let found_keys: Vec<Vec<u8>> = contents.paths.iter().map(|p| p.txid.internal().to_vec()).collect();
     let height = i64::try_from(block.height).unwrap_or(i64::MAX);
     let buried = height.saturating_sub(i64::try_from(parser.prune_depth).unwrap_or(i64::MAX));
@@ -395,14 +399,16 @@ async fn parse(parser: &Parser, block: &Pending) -> Result<(), ParseBlockError> 
             .execute(conn)
             .await?;
             if marked != 1 {
-                return Ok(false);
+                return Ok(None);
             }
+            let t = std::time::Instant::now();
             crate::outbox::append(conn, &events).await?;
+            let appended = t.elapsed();
             remember_mined(conn, found_keys, height, buried).await?;
-            Ok(true)
+            Ok(Some((appended, t.elapsed() - appended)))
         })
         .await?;
-    if committed {
+    if let Some((appended, remembered)) = committed {
         parser.delivered.notify_one();
         parser.stats.parsed(&crate::stats::Parsed {
             hash,
@@ -417,7 +423,10 @@ async fn parse(parser: &Parser, block: &Pending) -> Result<(), ParseBlockError> 
         });
         tracing::info!(
             block = %hash, height = block.height, txs = contents.tx_count, txs.found = contents.paths.len(),
-            double_spends = contents.double_spends.len(), "block parsed"
+            double_spends = contents.double_spends.len(),
+            ms.scan = scanned.as_millis() as u64, ms.proofs = (proven - scanned).as_millis() as u64,
+            ms.commit = (started.elapsed() - proven).as_millis() as u64,
+            ms.outbox = appended.as_millis() as u64, ms.registrations = remembered.as_millis() as u64, "block parsed"
         );
     }
     Ok(())

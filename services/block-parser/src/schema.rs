@@ -36,7 +36,7 @@ diesel::table! {
 diesel::table! {
     outbox (id) {
         id -> Int8,
-        payload -> Jsonb,
+        payload -> Json,
         created_at -> Timestamptz,
         delivered_at -> Nullable<Timestamptz>,
     }

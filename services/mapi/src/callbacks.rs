@@ -5,11 +5,8 @@
 //! puts `callbackPayload` first as the reference does (JSONB keeps no key order).
 
 use bsv_primitives::{BlockHash, BlockHeader, TargetType, TscProof, Txid};
-use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use serde_json::{Value, json};
-
-use crate::schema::callbacks;
 
 /// Why a callback is sent (the reference's `callbackReason`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,8 +48,7 @@ pub struct Subscriber {
 }
 
 /// A row to write.
-#[derive(Debug, Clone, Insertable)]
-#[diesel(table_name = callbacks)]
+#[derive(Debug, Clone)]
 pub struct NewCallback {
     tx_internal_id: i64,
     txid: Vec<u8>,
@@ -170,10 +166,29 @@ pub async fn insert(
     conn: &mut AsyncPgConnection,
     rows: &[NewCallback],
 ) -> Result<usize, diesel::result::Error> {
+    use diesel::sql_types::{Array, BigInt, Bytea, Nullable, Text};
     if rows.is_empty() {
         return Ok(0);
     }
-    diesel::insert_into(callbacks::table).values(rows).on_conflict_do_nothing().execute(conn).await
+    // One parameter per column (a multi-row VALUES list would bind every field).
+    diesel::sql_query(
+        "INSERT INTO callbacks (tx_internal_id, txid, reason, block_hash, ds_txid, url, token, encryption, payload) \
+         SELECT i, t, r, b, d, u, k, e, p::json \
+         FROM unnest($1::bigint[], $2::bytea[], $3::text[], $4::bytea[], $5::bytea[], $6::text[], $7::text[], \
+                     $8::text[], $9::text[]) AS c (i, t, r, b, d, u, k, e, p) \
+         ON CONFLICT DO NOTHING",
+    )
+    .bind::<Array<BigInt>, _>(rows.iter().map(|r| r.tx_internal_id).collect::<Vec<_>>())
+    .bind::<Array<Bytea>, _>(rows.iter().map(|r| r.txid.clone()).collect::<Vec<_>>())
+    .bind::<Array<Text>, _>(rows.iter().map(|r| r.reason).collect::<Vec<_>>())
+    .bind::<Array<Nullable<Bytea>>, _>(rows.iter().map(|r| r.block_hash.clone()).collect::<Vec<_>>())
+    .bind::<Array<Nullable<Bytea>>, _>(rows.iter().map(|r| r.ds_txid.clone()).collect::<Vec<_>>())
+    .bind::<Array<Text>, _>(rows.iter().map(|r| r.url.clone()).collect::<Vec<_>>())
+    .bind::<Array<Nullable<Text>>, _>(rows.iter().map(|r| r.token.clone()).collect::<Vec<_>>())
+    .bind::<Array<Nullable<Text>>, _>(rows.iter().map(|r| r.encryption.clone()).collect::<Vec<_>>())
+    .bind::<Array<Text>, _>(rows.iter().map(|r| r.payload.to_string()).collect::<Vec<_>>())
+    .execute(conn)
+    .await
 }
 
 #[cfg(test)]

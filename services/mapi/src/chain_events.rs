@@ -7,7 +7,7 @@ use actix_web::{HttpResponse, web};
 use bsv_primitives::{BlockHash, BlockHeader, TscProof, Txid};
 use db_kit::{Db, DbError};
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Bool, Bytea, Nullable, Text};
+use diesel::sql_types::{Array, BigInt, Bool, Bytea, Nullable, Text};
 use diesel::upsert::excluded;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use service_kit::ApiError;
@@ -160,7 +160,7 @@ async fn mined(conn: &mut AsyncPgConnection, events: &[ChainEvent]) -> Result<us
         .await?;
     let by_txid: std::collections::HashMap<&[u8], &TxRow> =
         rows.iter().map(|r| (r.txid.as_slice(), r)).collect();
-    let mut blocks = Vec::new();
+    let mut blocks = BlockRows::default();
     let mut due: Vec<NewCallback> = Vec::new();
     for e in events {
         let ChainEvent::Mined { txid, block_hash, block_height, header, proof } = e else { continue };
@@ -169,31 +169,44 @@ async fn mined(conn: &mut AsyncPgConnection, events: &[ChainEvent]) -> Result<us
             tracing::error!(tx.id = %txid, block = %block_hash, "a mined event's proof does not match its header; ignored");
             continue;
         };
-        let height = i64::try_from(*block_height).unwrap_or(i64::MAX);
-        blocks.push((
-            tx_blocks::tx_internal_id.eq(row.tx_internal_id),
-            tx_blocks::block_hash.eq(block_hash.internal().to_vec()),
-            tx_blocks::block_height.eq(height),
-            tx_blocks::header.eq(header.as_bytes().to_vec()),
-            tx_blocks::proof.eq(serde_json::to_value(proof).unwrap_or_default()),
-            tx_blocks::on_active_chain.eq(true),
-        ));
+        blocks.ids.push(row.tx_internal_id);
+        blocks.hashes.push(block_hash.internal().to_vec());
+        blocks.heights.push(i64::try_from(*block_height).unwrap_or(i64::MAX));
+        blocks.headers.push(header.as_bytes().to_vec());
+        blocks.proofs.push(serde_json::to_string(proof).unwrap_or_default());
         if row.merkle_proof
             && let Some(who) = row.subscriber()
         {
             due.push(callbacks::merkle_proof(&who, &header, *block_height, proof));
         }
     }
-    if !blocks.is_empty() {
-        diesel::insert_into(tx_blocks::table)
-            .values(blocks)
-            .on_conflict((tx_blocks::tx_internal_id, tx_blocks::block_hash))
-            .do_update()
-            .set(tx_blocks::on_active_chain.eq(excluded(tx_blocks::on_active_chain)))
-            .execute(conn)
-            .await?;
+    if !blocks.ids.is_empty() {
+        // One parameter per column (a multi-row VALUES list would bind every field).
+        diesel::sql_query(
+            "INSERT INTO tx_blocks (tx_internal_id, block_hash, block_height, header, proof) \
+             SELECT i, h, ht, hd, p::json FROM unnest($1::bigint[], $2::bytea[], $3::bigint[], $4::bytea[], $5::text[]) \
+                 AS r (i, h, ht, hd, p) \
+             ON CONFLICT (tx_internal_id, block_hash) DO UPDATE SET on_active_chain = true",
+        )
+        .bind::<Array<BigInt>, _>(blocks.ids)
+        .bind::<Array<Bytea>, _>(blocks.hashes)
+        .bind::<Array<BigInt>, _>(blocks.heights)
+        .bind::<Array<Bytea>, _>(blocks.headers)
+        .bind::<Array<Text>, _>(blocks.proofs)
+        .execute(conn)
+        .await?;
     }
     Ok(callbacks::insert(conn, &due).await?)
+}
+
+/// `tx_blocks` rows by column.
+#[derive(Debug, Default)]
+struct BlockRows {
+    ids: Vec<i64>,
+    hashes: Vec<Vec<u8>>,
+    heights: Vec<i64>,
+    headers: Vec<Vec<u8>>,
+    proofs: Vec<String>,
 }
 
 /// The header, when it is the block's and the proof holds against it (block-parser checked it;

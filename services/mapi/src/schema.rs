@@ -57,7 +57,7 @@ diesel::table! {
         block_hash -> Bytea,
         block_height -> Int8,
         header -> Bytea,
-        proof -> Jsonb,
+        proof -> Json,
         on_active_chain -> Bool,
         received_at -> Timestamptz,
     }
@@ -103,7 +103,7 @@ diesel::table! {
         url -> Varchar,
         token -> Nullable<Varchar>,
         encryption -> Nullable<Varchar>,
-        payload -> Jsonb,
+        payload -> Json,
         created_at -> Timestamptz,
         taken_at -> Nullable<Timestamptz>,
     }

@@ -342,6 +342,7 @@ async fn every_proof_of_a_block_of_2000_registered_transactions_equals_the_nodes
     let (node, s) = one_node().await;
     let spends = many_spends(&node, 2000, 0).await;
     s.submit_many(&spends, &json!({})).await;
+    node.wait_for_block_candidate(2000).await;
     let block = node.generate(1).await.remove(0);
     let info = node.rpc("getblock", json!([block, 1])).await;
     assert!(info["tx"].as_array().unwrap().len() > 2000, "{}", info["num_tx"]);
@@ -401,6 +402,7 @@ async fn a_block_parser_killed_mid_block_delivers_every_event_of_it_once_after_a
     let spends = many_spends(&node, 1500, 8000).await;
     s.wait_for_tip(&best_hash(&node).await).await;
     s.submit_many(&spends, &json!({"merkleProof": true, "callbackUrl": "https://r.example/cb"})).await;
+    node.wait_for_block_candidate(1500).await;
     let block = node.generate(1).await.remove(0);
     // Killed as soon as it follows the block: in the middle of parsing it.
     s.wait_for_tip(&block).await;
