@@ -20,11 +20,13 @@ pub struct NodeOptions {
     pub persist_mempool: bool,
     /// More `-flag=value` arguments.
     pub extra_args: Vec<String>,
+    /// Publish the ZMQ notifications (`hashblock`, `invalidtx`, ...).
+    pub zmq: bool,
 }
 
 impl Default for NodeOptions {
     fn default() -> Self {
-        Self { fund_wallet: true, persist_mempool: true, extra_args: Vec::new() }
+        Self { fund_wallet: true, persist_mempool: true, extra_args: Vec::new(), zmq: true }
     }
 }
 
@@ -124,15 +126,19 @@ impl BitcoindNode {
             "-excessiveblocksize=10000000000".into(),
             "-maxstackmemoryusageconsensus=0".into(),
             "-genesisactivationheight=1".into(),
-            format!("-zmqpubhashblock={z}"),
-            format!("-zmqpubinvalidtx={z}"),
-            format!("-zmqpubdiscardedfrommempool={z}"),
-            format!("-zmqpubremovedfrommempoolblock={z}"),
-            "-invalidtxsink=ZMQ".into(),
             "-printtoconsole=0".into(),
             "-shrinkdebugfile=0".into(),
             format!("-persistmempool={}", u8::from(self.options.persist_mempool)),
         ];
+        if self.options.zmq {
+            args.extend([
+                format!("-zmqpubhashblock={z}"),
+                format!("-zmqpubinvalidtx={z}"),
+                format!("-zmqpubdiscardedfrommempool={z}"),
+                format!("-zmqpubremovedfrommempoolblock={z}"),
+                "-invalidtxsink=ZMQ".into(),
+            ]);
+        }
         args.extend(self.options.extra_args.iter().cloned());
         args
     }

@@ -162,7 +162,17 @@ async fn fill(state: &AppState, node: &Node, missing: BlockHash) -> Result<(), F
 /// One header from a node, checked: its fields must hash to its id.
 async fn fetch(node: &Node, hash: &BlockHash, on_best_chain: bool) -> Result<NewHeader, FollowError> {
     let info = node.rpc.get_block_header(hash).await.map_err(|e| FollowError::Rpc(node.id.clone(), e))?;
-    let bad = || FollowError::BadHeader(node.id.clone(), *hash);
+    checked(&node.id, hash, &info, on_best_chain)
+}
+
+/// The header a node sent for `hash`, if its fields hash to `hash` and its chain work reads.
+fn checked(
+    node: &str,
+    hash: &BlockHash,
+    info: &node_client::rpc_types::BlockHeaderInfo,
+    on_best_chain: bool,
+) -> Result<NewHeader, FollowError> {
+    let bad = || FollowError::BadHeader(node.to_owned(), *hash);
     let header = info.raw_header().filter(|h| h.hash() == *hash).ok_or_else(bad)?;
     Ok(NewHeader {
         header,
@@ -194,4 +204,40 @@ async fn adopt_most_work(state: &AppState) -> Result<(), FollowError> {
     tip.on_best_chain = true;
     state.tips.publish(tip);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Mainnet genesis as `getblockheader` reports it.
+    fn genesis() -> node_client::rpc_types::BlockHeaderInfo {
+        serde_json::from_value(serde_json::json!({
+            "hash": "000000000019d6689c085ae165831e934ff763ae46a2a6c172b3f1b60a8ce26f",
+            "confirmations": 1, "height": 0, "version": 1,
+            "merkleroot": "4a5e1e4baab89f3a32518a88c31bc87f618f76673e2cc77ab2127b7afdeda33b",
+            "time": 1231006505, "nonce": 2083236893, "bits": "1d00ffff",
+            "chainwork": "0000000000000000000000000000000000000000000000000000000100010001", "num_tx": 1
+        }))
+        .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn a_header_whose_fields_do_not_hash_to_its_id_is_a_typed_error() {
+        let info = genesis();
+        let hash = info.hash;
+        let good = checked("n1", &hash, &info, true).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(good.header.hash(), hash);
+        for tamper in [
+            |i: &mut node_client::rpc_types::BlockHeaderInfo| i.nonce += 1,
+            |i: &mut node_client::rpc_types::BlockHeaderInfo| i.bits = "zz".into(),
+            |i: &mut node_client::rpc_types::BlockHeaderInfo| i.chainwork = "not hex".into(),
+        ] {
+            let mut bad = genesis();
+            tamper(&mut bad);
+            assert!(
+                matches!(checked("n1", &hash, &bad, true), Err(FollowError::BadHeader(n, h)) if n == "n1" && h == hash)
+            );
+        }
+    }
 }

@@ -222,6 +222,7 @@ pub async fn check_once(state: &AppState, missing_inputs: &mut HashMap<i64, u32>
             blocks.queued = queued,
             "blocks wait to be parsed; the mempool checker skips this round"
         );
+        state.metrics.mempool_rounds_skipped.inc();
         return Ok(0);
     }
     let nodes = crate::nodes::clients(state).await.map_err(|e| e.to_string())?;

@@ -44,6 +44,8 @@ pub struct MapiMetrics {
     pub mempool_tx_missing_inputs_max: IntCounter,
     /// 1 while this replica holds the mempool checker's lock (runs it), 0 while it stands by.
     pub mempool_checker_active: IntGauge,
+    /// Mempool checker rounds skipped because block-parser had blocks waiting.
+    pub mempool_rounds_skipped: IntCounter,
 }
 
 fn counter(registry: &Registry, name: &str, help: &str) -> Result<IntCounter, MetricsError> {
@@ -156,6 +158,11 @@ impl MapiMetrics {
                 "transactions that reached the missing-inputs retry limit",
             )?,
             mempool_checker_active: active,
+            mempool_rounds_skipped: counter(
+                registry,
+                "mapi_mempool_checker_rounds_skipped_total",
+                "mempool checker rounds skipped while block-parser had more than MEMPOOL_CHECKER_BLOCKPARSER_QUEUED_MAX blocks to parse",
+            )?,
         })
     }
 }

@@ -111,6 +111,21 @@ async fn a_mined_transaction_is_reported_from_stored_state_with_its_proof_and_ca
     assert_eq!(status["totalTxsFound"], 2, "{status}");
     assert_eq!(status["lastBlockHash"], block);
     assert!(status["lastBlockParseTime"]["totalSeconds"].is_number());
+    // The reference's metrics, from the same counters.
+    let metrics =
+        s.http.get(format!("{}/metrics", s.block_parser)).send().await.unwrap().text().await.unwrap();
+    let value = |name: &str| -> f64 {
+        metrics
+            .lines()
+            .filter(|l| l.starts_with(name))
+            .find_map(|l| l.split_whitespace().last()?.parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in {metrics}"))
+    };
+    assert!(value("merchantapi_blockparser_blockparsed_counter") >= 1.0);
+    assert_eq!(
+        value("merchantapi_blockparser_blockparsing_duration_seconds_count"),
+        value("merchantapi_blockparser_blockparsed_counter")
+    );
 
     // Mined, so the answer needs no node: it stays right with the node stopped.
     node.stop().await;
@@ -423,4 +438,103 @@ async fn a_block_parser_killed_mid_block_delivers_every_event_of_it_once_after_a
     assert_eq!(s.mapi_rows("SELECT 1 FROM callbacks").await.len(), 1500);
     let status = block_parser_status(&s).await;
     assert_eq!(status["eventsWaiting"], 0, "{status}");
+}
+
+#[tokio::test]
+async fn the_mempool_checker_skips_rounds_while_blocks_wait_to_be_parsed() {
+    use diesel_async::AsyncConnection;
+    use std::collections::HashMap;
+    test_support::init_test_tracing();
+    let node = BitcoindNode::start().await;
+    let (mapi_db, bp_db) =
+        (test_support::TestDatabase::create().await, test_support::TestDatabase::create().await);
+    // The parser's lock, taken first: block-parser follows the chain but parses nothing.
+    let mut holder = diesel_async::AsyncPgConnection::establish(bp_db.url()).await.unwrap();
+    assert!(db_kit::Db::try_advisory_lock(&mut holder, block_parser::parser::LOCK_NAME).await.unwrap());
+    let bp_listener = test_support::local_listener();
+    let bp_url = format!("http://127.0.0.1:{}", bp_listener.local_addr().unwrap().port());
+    let env = |pairs: &[(&'static str, String)]| -> HashMap<&'static str, String> {
+        pairs.iter().cloned().collect()
+    };
+    let mapi_env = env(&[
+        ("DATABASE_URL", mapi_db.url().to_owned()),
+        ("INTERNAL_TOKEN", INTERNAL_TOKEN.to_owned()),
+        ("WIF_PRIVATEKEY", crate::helpers::WIF.to_owned()),
+        ("MEMPOOL_CHECKER_INTERVAL_SEC", "1".to_owned()),
+        ("MEMPOOL_CHECKER_UNSUCCESSFUL_INTERVAL_SEC", "1".to_owned()),
+        ("BLOCK_PARSER_URL", bp_url.clone()),
+        ("ZMQ_LISTENER_URL", format!("http://127.0.0.1:{}", test_support::free_port())),
+    ]);
+    let settings: mapi::settings::MapiSettings =
+        service_kit::settings::load_from(None, |k| mapi_env.get(k).cloned()).unwrap();
+    let app = mapi::Application::build(settings, test_support::local_listener()).await.unwrap();
+    let mapi = format!("http://127.0.0.1:{}", app.port());
+    tokio::spawn(app.run_until_stopped());
+    let bp_env = env(&[
+        ("DATABASE_URL", bp_db.url().to_owned()),
+        ("INTERNAL_TOKEN", INTERNAL_TOKEN.to_owned()),
+        ("MAPI_URL", mapi.clone()),
+        ("CATCH_UP_INTERVAL_MS", "200".to_owned()),
+    ]);
+    let settings: block_parser::settings::BlockParserSettings =
+        service_kit::settings::load_from(None, |k| bp_env.get(k).cloned()).unwrap();
+    let app = block_parser::Application::build(settings, bp_listener).await.unwrap();
+    tokio::spawn(app.run_until_stopped());
+    let http = reqwest::Client::new();
+    let body = json!({"id": format!("127.0.0.1:{}", node.rpc_port), "username": node.rpc_user, "password": node.rpc_password});
+    let resp = http
+        .post(format!("{mapi}/api/v1/Node"))
+        .header("x-internal-token", INTERNAL_TOKEN)
+        .header("x-caller-admin", "true")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    let status = || async {
+        http.get(format!("{bp_url}/internal/status"))
+            .header("x-internal-token", INTERNAL_TOKEN)
+            .send()
+            .await
+            .unwrap()
+            .json::<Value>()
+            .await
+            .unwrap()
+    };
+    let skipped = || async {
+        let text = http.get(format!("{mapi}/metrics")).send().await.unwrap().text().await.unwrap();
+        text.lines()
+            .filter(|l| l.starts_with("mapi_mempool_checker_rounds_skipped_total"))
+            .find_map(|l| l.split_whitespace().last()?.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let best = best_hash(&node).await;
+    while status().await["bestBlockHash"] != best.as_str() {
+        assert!(std::time::Instant::now() < deadline, "block-parser did not follow");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    node.generate(2).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while status().await["blockParserQueue"].as_u64() < Some(2) {
+        assert!(std::time::Instant::now() < deadline, "no blocks queued");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while skipped().await < 1.0 {
+        assert!(std::time::Instant::now() < deadline, "the mempool checker did not skip a round");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // The parser takes its lock back and catches up; the checker's rounds run again.
+    drop(holder);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while status().await["blockParserQueue"] != 0 {
+        assert!(std::time::Instant::now() < deadline, "the queue did not drain");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let after = skipped().await;
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(skipped().await, after, "no round skipped once nothing waits");
 }

@@ -208,6 +208,29 @@ async fn nodes_follow_the_admin_list_and_an_unreachable_node_shows_its_error() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
+    // A node that publishes no ZMQ topics (the admin API refuses one; stored as it was): its
+    // status says so.
+    let silent = BitcoindNode::start_with(test_support::NodeOptions {
+        fund_wallet: false,
+        zmq: false,
+        ..Default::default()
+    })
+    .await;
+    diesel::sql_query(format!(
+        "INSERT INTO mapi.nodes (host, port, username, password) VALUES ('127.0.0.1', {}, '{}', '{}')",
+        silent.rpc_port, silent.rpc_user, silent.rpc_password
+    ))
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    let entry = s
+        .wait_status(&silent, "the missing topics are reported", |e| {
+            e["lastError"].as_str().is_some_and(|t| t.contains("does not publish pubhashblock"))
+        })
+        .await;
+    assert_eq!(entry["isResponding"], false, "{entry}");
+    assert_eq!(entry["endpoints"], json!([]), "{entry}");
+
     // Removed through the admin API: the listener drops it.
     let id = format!("127.0.0.1:{}", node.rpc_port);
     let resp = s.admin(reqwest::Method::DELETE, &format!("/api/v1/Node/{id}")).send().await.unwrap();
