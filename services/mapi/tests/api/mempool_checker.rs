@@ -21,6 +21,7 @@ async fn a_node_restarted_with_an_empty_mempool_gets_every_accepted_tx_back() {
         fund_wallet: false,
         persist_mempool: false,
         extra_args: vec!["-disablewallet=1".into()],
+        ..NodeOptions::default()
     })
     .await;
     target.connect_to(&wallet).await;
