@@ -216,3 +216,87 @@ async fn replicas_forward_each_double_spend_once_in_effect_and_missed_blocks_are
         assert_eq!(s.wait_rows(&sql, 1).await.len(), 1, "{tx} in {block}");
     }
 }
+
+#[tokio::test]
+async fn a_mempool_transaction_dropped_for_a_block_double_spend_is_recorded_from_zmq_alone() {
+    test_support::init_test_tracing();
+    let a = BitcoindNode::start().await;
+    a.generate(5).await;
+    let b = BitcoindNode::start_with(test_support::NodeOptions { fund_wallet: false, ..Default::default() })
+        .await;
+    b.connect_to(&a).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while a.rpc("getbestblockhash", json!([])).await != b.rpc("getbestblockhash", json!([])).await {
+        assert!(Instant::now() < deadline, "not synced");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // No block-parser: what is recorded comes from the node's discardedfrommempool.
+    let mapi_db = TestDatabase::create().await;
+    let mapi_env = HashMap::from([
+        ("DATABASE_URL", mapi_db.url().to_owned()),
+        ("INTERNAL_TOKEN", INTERNAL_TOKEN.to_owned()),
+        ("WIF_PRIVATEKEY", WIF.to_owned()),
+        ("MEMPOOL_CHECKER_DISABLED", "true".to_owned()),
+        ("BLOCK_PARSER_URL", format!("http://127.0.0.1:{}", test_support::free_port())),
+        ("ZMQ_LISTENER_URL", format!("http://127.0.0.1:{}", test_support::free_port())),
+    ]);
+    let app = mapi::Application::build(settings(&mapi_env), test_support::local_listener()).await.unwrap();
+    let mapi = format!("http://127.0.0.1:{}", app.port());
+    tokio::spawn(app.run_until_stopped());
+    let s = Stack {
+        mapi: mapi.clone(),
+        block_parser: String::new(),
+        http: reqwest::Client::new(),
+        mapi_db,
+        _bp_db: TestDatabase::create().await,
+    };
+    let body = json!({"id": format!("127.0.0.1:{}", a.rpc_port), "username": a.rpc_user, "password": a.rpc_password});
+    let resp = s
+        .http
+        .post(format!("{mapi}/api/v1/Node"))
+        .header("x-internal-token", INTERNAL_TOKEN)
+        .header("x-caller-admin", "true")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    let zl_env: HashMap<&str, String> = HashMap::from([
+        ("INTERNAL_TOKEN", INTERNAL_TOKEN.to_owned()),
+        ("MAPI_URL", mapi.clone()),
+        ("BLOCK_PARSER_URL", format!("http://127.0.0.1:{}", test_support::free_port())),
+    ]);
+    let _listener = listener(test_support::free_port(), &zl_env, &a).await;
+
+    for n in [&a, &b] {
+        n.rpc("setnetworkactive", json!([false])).await;
+    }
+    let coin = a.coins().await.remove(0);
+    let (x, y) = (a.spend(&coin, 1000, 0).await, a.spend(&coin, 2000, 0).await);
+    s.submit(json!({"rawtx": x, "dsCheck": true, "callbackUrl": "https://r.example/{callbackReason}"})).await;
+    b.rpc("sendrawtransaction", json!([y])).await;
+    let block = b.generate(1).await.remove(0);
+    for n in [&a, &b] {
+        n.rpc("setnetworkactive", json!([true])).await;
+    }
+    b.connect_to(&a).await;
+
+    let rows = s
+        .wait_rows(
+            "SELECT encode(d.ds_txid, 'hex') AS ds, encode(d.block_hash, 'hex') AS block, d.block_height AS height, \
+                    encode(d.ds_tx_payload, 'hex') AS payload FROM tx_block_double_spends d",
+            1,
+        )
+        .await;
+    assert_eq!(rows[0]["ds"], hex::encode(txid(&y).internal()));
+    let mut internal = hex::decode(&block).unwrap();
+    internal.reverse();
+    assert_eq!(rows[0]["block"], hex::encode(internal));
+    assert_eq!(rows[0]["payload"], y);
+    let height = b.rpc("getblockcount", json!([])).await;
+    assert_eq!(rows[0]["height"], height);
+    let callbacks = s.wait_rows("SELECT reason, payload FROM callbacks", 1).await;
+    assert_eq!(callbacks[0]["reason"], "doubleSpend");
+    assert_eq!(callbacks[0]["payload"]["blockHash"], block);
+    assert_eq!(callbacks[0]["payload"]["callbackTxId"], txid(&x).to_string());
+}
