@@ -168,6 +168,23 @@ async fn sweep_leftovers(admin: &mut AsyncPgConnection) {
     }
 }
 
+/// The rows of `sql` on the database at `url` with `schema` first on the search path, as JSON
+/// objects (a service's tables read directly by a test).
+pub async fn query_json(url: &str, schema: &str, sql: &str) -> Vec<serde_json::Value> {
+    #[derive(diesel::QueryableByName)]
+    struct Rows {
+        #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+        rows: Option<String>,
+    }
+    let mut conn = AsyncPgConnection::establish(url).await.expect("connect");
+    diesel::sql_query(format!("SET search_path TO {schema}")).execute(&mut conn).await.expect("search_path");
+    let r: Rows = diesel::sql_query(format!("SELECT json_agg(x)::text AS rows FROM ({sql}) x"))
+        .get_result(&mut conn)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    r.rows.map(|t| serde_json::from_str(&t).expect("json")).unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests {
     use super::with_database;

@@ -24,6 +24,42 @@ fn settings<S: service_kit::ServiceSettings>(env: &HashMap<&str, String>) -> S {
     service_kit::settings::load_from(None, |k| env.get(k).cloned()).unwrap()
 }
 
+/// A mapi on `database` that registers with the block-parser at `block_parser`.
+async fn spawn_mapi(database: &str, block_parser: &str) -> String {
+    let env = HashMap::from([
+        ("BLOCK_PARSER_URL", block_parser.to_owned()),
+        ("ZMQ_LISTENER_URL", format!("http://127.0.0.1:{}", test_support::free_port())),
+        ("DATABASE_URL", database.to_owned()),
+        ("INTERNAL_TOKEN", INTERNAL_TOKEN.to_owned()),
+        ("WIF_PRIVATEKEY", WIF.to_owned()),
+        ("MEMPOOL_CHECKER_DISABLED", "true".to_owned()),
+    ]);
+    let app = mapi::Application::build(settings(&env), test_support::local_listener()).await.unwrap();
+    let url = format!("http://127.0.0.1:{}", app.port());
+    tokio::spawn(app.run_until_stopped());
+    url
+}
+
+/// A gateway on `database` in front of `mapi` and `block_parser`.
+async fn spawn_gateway(database: &str, mapi: &str, block_parser: &str) -> String {
+    let env = HashMap::from([
+        ("DATABASE_URL", database.to_owned()),
+        ("INTERNAL_TOKEN", INTERNAL_TOKEN.to_owned()),
+        ("MAPI_URL", mapi.to_owned()),
+        ("BLOCK_PARSER_URL", block_parser.to_owned()),
+    ]);
+    let app = gateway::Application::build(
+        settings(&env),
+        test_support::local_listener(),
+        Arc::new(gateway::clock::SystemClock),
+    )
+    .await
+    .unwrap();
+    let url = format!("http://127.0.0.1:{}", app.port());
+    tokio::spawn(app.run_until_stopped());
+    url
+}
+
 /// mapi, block-parser (with `extra` settings) and a gateway in front of them.
 pub async fn stack(extra: &[(&str, &str)]) -> Stack {
     test_support::init_test_tracing();
@@ -31,17 +67,7 @@ pub async fn stack(extra: &[(&str, &str)]) -> Stack {
         (TestDatabase::create().await, TestDatabase::create().await, TestDatabase::create().await);
     let bp_listener = test_support::local_listener();
     let block_parser = format!("http://127.0.0.1:{}", bp_listener.local_addr().unwrap().port());
-    let mapi_env = HashMap::from([
-        ("BLOCK_PARSER_URL", block_parser.clone()),
-        ("ZMQ_LISTENER_URL", format!("http://127.0.0.1:{}", test_support::free_port())),
-        ("DATABASE_URL", mapi_db.url().to_owned()),
-        ("INTERNAL_TOKEN", INTERNAL_TOKEN.to_owned()),
-        ("WIF_PRIVATEKEY", WIF.to_owned()),
-        ("MEMPOOL_CHECKER_DISABLED", "true".to_owned()),
-    ]);
-    let app = mapi::Application::build(settings(&mapi_env), test_support::local_listener()).await.unwrap();
-    let mapi = format!("http://127.0.0.1:{}", app.port());
-    tokio::spawn(app.run_until_stopped());
+    let mapi = spawn_mapi(mapi_db.url(), &block_parser).await;
 
     let mut bp_env = HashMap::from([
         ("DATABASE_URL", bp_db.url().to_owned()),
@@ -55,21 +81,7 @@ pub async fn stack(extra: &[(&str, &str)]) -> Stack {
     let app = block_parser::Application::build(settings(&bp_env), bp_listener).await.unwrap();
     tokio::spawn(app.run_until_stopped());
 
-    let gw_env = HashMap::from([
-        ("DATABASE_URL", gw_db.url().to_owned()),
-        ("INTERNAL_TOKEN", INTERNAL_TOKEN.to_owned()),
-        ("MAPI_URL", mapi.clone()),
-        ("BLOCK_PARSER_URL", block_parser.clone()),
-    ]);
-    let app = gateway::Application::build(
-        settings(&gw_env),
-        test_support::local_listener(),
-        Arc::new(gateway::clock::SystemClock),
-    )
-    .await
-    .unwrap();
-    let gateway = format!("http://127.0.0.1:{}", app.port());
-    tokio::spawn(app.run_until_stopped());
+    let gateway = spawn_gateway(gw_db.url(), &mapi, &block_parser).await;
     Stack {
         mapi,
         mapi_db: mapi_db.url().to_owned(),
@@ -86,32 +98,8 @@ pub async fn stack_with_external_block_parser(
     gw_db: &TestDatabase,
     bp_url: &str,
 ) -> Stack {
-    let mapi_env = HashMap::from([
-        ("BLOCK_PARSER_URL", bp_url.to_owned()),
-        ("ZMQ_LISTENER_URL", format!("http://127.0.0.1:{}", test_support::free_port())),
-        ("DATABASE_URL", mapi_db.url().to_owned()),
-        ("INTERNAL_TOKEN", INTERNAL_TOKEN.to_owned()),
-        ("WIF_PRIVATEKEY", WIF.to_owned()),
-        ("MEMPOOL_CHECKER_DISABLED", "true".to_owned()),
-    ]);
-    let app = mapi::Application::build(settings(&mapi_env), test_support::local_listener()).await.unwrap();
-    let mapi = format!("http://127.0.0.1:{}", app.port());
-    tokio::spawn(app.run_until_stopped());
-    let gw_env = HashMap::from([
-        ("DATABASE_URL", gw_db.url().to_owned()),
-        ("INTERNAL_TOKEN", INTERNAL_TOKEN.to_owned()),
-        ("MAPI_URL", mapi.clone()),
-        ("BLOCK_PARSER_URL", bp_url.to_owned()),
-    ]);
-    let app = gateway::Application::build(
-        settings(&gw_env),
-        test_support::local_listener(),
-        Arc::new(gateway::clock::SystemClock),
-    )
-    .await
-    .unwrap();
-    let gateway = format!("http://127.0.0.1:{}", app.port());
-    tokio::spawn(app.run_until_stopped());
+    let mapi = spawn_mapi(mapi_db.url(), bp_url).await;
+    let gateway = spawn_gateway(gw_db.url(), &mapi, bp_url).await;
     Stack {
         mapi,
         mapi_db: mapi_db.url().to_owned(),
@@ -157,19 +145,7 @@ impl Stack {
 
     /// The rows of a query on mapi's database (schema `mapi`), as JSON objects.
     pub async fn mapi_rows(&self, sql: &str) -> Vec<Value> {
-        use diesel_async::{AsyncConnection, RunQueryDsl};
-        #[derive(diesel::QueryableByName)]
-        struct Rows {
-            #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
-            rows: Option<String>,
-        }
-        let mut conn = diesel_async::AsyncPgConnection::establish(&self.mapi_db).await.unwrap();
-        diesel::sql_query("SET search_path TO mapi").execute(&mut conn).await.unwrap();
-        let r: Rows = diesel::sql_query(format!("SELECT json_agg(x)::text AS rows FROM ({sql}) x"))
-            .get_result(&mut conn)
-            .await
-            .unwrap();
-        r.rows.map(|t| serde_json::from_str(&t).unwrap()).unwrap_or_default()
+        test_support::query_json(&self.mapi_db, "mapi", sql).await
     }
 
     /// Submits a transaction through the gateway (anonymously) and returns the envelope's payload.

@@ -77,19 +77,7 @@ impl Stack {
 
     /// The rows of a query on mapi's database (schema `mapi`), as JSON objects.
     async fn mapi_rows(&self, sql: &str) -> Vec<Value> {
-        use diesel_async::{AsyncConnection, RunQueryDsl};
-        #[derive(diesel::QueryableByName)]
-        struct Rows {
-            #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
-            rows: Option<String>,
-        }
-        let mut conn = diesel_async::AsyncPgConnection::establish(self.mapi_db.url()).await.unwrap();
-        diesel::sql_query("SET search_path TO mapi").execute(&mut conn).await.unwrap();
-        let r: Rows = diesel::sql_query(format!("SELECT json_agg(x)::text AS rows FROM ({sql}) x"))
-            .get_result(&mut conn)
-            .await
-            .unwrap();
-        r.rows.map(|t| serde_json::from_str(&t).unwrap()).unwrap_or_default()
+        test_support::query_json(self.mapi_db.url(), "mapi", sql).await
     }
 
     async fn zmq_status(&self) -> Vec<Value> {
