@@ -114,6 +114,27 @@ impl TrustedCaller {
     }
 }
 
+/// The client's address: the one the gateway found (`x-forwarded-for`, which it writes from the
+/// TCP peer or, behind `TRUSTED_PROXIES`, the rightmost untrusted forwarded address) on a request
+/// that carries the internal credential, else the TCP peer. A client's own `x-forwarded-for` is
+/// never believed.
+pub fn client_address(req: &actix_web::HttpRequest) -> Option<std::net::IpAddr> {
+    let trusted =
+        req.app_data::<actix_web::web::Data<InternalCredential>>().is_some_and(|c| c.verify_request(req));
+    if trusted {
+        let forwarded = req
+            .headers()
+            .get("x-forwarded-for")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.rsplit(',').next())
+            .and_then(|v| v.trim().parse().ok());
+        if forwarded.is_some() {
+            return forwarded;
+        }
+    }
+    req.peer_addr().map(|a| a.ip())
+}
+
 impl actix_web::FromRequest for TrustedCaller {
     type Error = std::convert::Infallible;
     type Future = std::future::Ready<Result<Self, Self::Error>>;

@@ -190,3 +190,50 @@ pub struct MempoolEvents {
     /// Events, oldest first.
     pub events: Vec<MempoolEvent>,
 }
+
+/// A callback to deliver (`POST /internal/notifications`, mapi to notifier): everything the
+/// delivery needs, the body already signed. Stored once per `key`: a request repeated after a
+/// lost answer, or by a second mapi replica, adds nothing.
+#[derive(Clone, PartialEq, Eq, serde::Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NotificationRequest {
+    /// Idempotency key (mapi: transaction, reason, block and double-spending transaction).
+    pub key: String,
+    /// Where to POST (the `{callbackReason}` placeholder already filled in).
+    pub url: String,
+    /// `Authorization` value, sent verbatim (the merchant's secret: never printed).
+    #[serde(default)]
+    pub token: Option<String>,
+    /// `libsodium sealed_box <base64 X25519 key>`: the body is sealed to that key.
+    #[serde(default)]
+    pub encryption: Option<String>,
+    /// The body: a signed JSON envelope.
+    pub body: String,
+    /// The transaction it is about (display hex), for the admin listing.
+    #[serde(default)]
+    pub txid: Option<String>,
+    /// `merkleProof`, `doubleSpend` or `doubleSpendAttempt`, for the admin listing.
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+impl std::fmt::Debug for NotificationRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NotificationRequest")
+            .field("key", &self.key)
+            .field("url", &self.url)
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("encryption", &self.encryption)
+            .field("body_len", &self.body.len())
+            .field("txid", &self.txid)
+            .field("reason", &self.reason)
+            .finish()
+    }
+}
+
+/// The body of `POST /internal/notifications`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, Deserialize)]
+pub struct NotificationRequests {
+    /// Callbacks, in the order they became due.
+    pub notifications: Vec<NotificationRequest>,
+}

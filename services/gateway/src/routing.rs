@@ -13,6 +13,8 @@ pub enum Upstream {
     PeerChannels,
     /// The `block-parser` service (native headers API).
     BlockParser,
+    /// The `notifier` service (its admin API).
+    Notifier,
     /// An external HeaderSV (`EXPOSE_HEADER_SV_APIS=1`).
     HeaderSv,
     /// An external indexer (`EXPOSE_INDEXER_APIS=1`).
@@ -24,7 +26,7 @@ impl Upstream {
     /// caller's identity. HeaderSV and the indexer are other people's services.
     pub fn is_ours(self) -> bool {
         match self {
-            Upstream::Mapi | Upstream::PeerChannels | Upstream::BlockParser => true,
+            Upstream::Mapi | Upstream::PeerChannels | Upstream::BlockParser | Upstream::Notifier => true,
             Upstream::HeaderSv | Upstream::Indexer => false,
         }
     }
@@ -108,6 +110,10 @@ pub const PUBLIC_ENDPOINTS: &[(&str, &str)] = &[
     ("GET", "/api/v1/status/zmq"),
     ("GET", "/api/v1/status/blockparser"),
     ("GET", "/api/v1/unconfirmedTxs"),
+    ("GET", "/api/v1/notifications/failed"),
+    ("GET", "/api/v1/notifications/dead"),
+    ("POST", "/api/v1/notifications/{id}/redeliver"),
+    ("POST", "/api/v1/notifications/redeliver"),
     ("DELETE", "/api/v1/unconfirmedTxs"),
     ("GET", "/mapi/feeQuote"),
     ("GET", "/mapi/policyQuote"),
@@ -318,6 +324,9 @@ pub fn classify(canonical: &str, headers_external: bool, indexer_enabled: bool) 
             return route(RouteClass::MapiAdmin, Upstream::Mapi);
         }
     }
+    if under(&p, "/api/v1/notifications") {
+        return route(RouteClass::MapiAdmin, Upstream::Notifier);
+    }
     if under(&p, "/api/v1/channel/manage") {
         return route(RouteClass::ChannelManage, Upstream::PeerChannels);
     }
@@ -386,6 +395,7 @@ mod tests {
         assert_eq!(c("/api/v1/Node/host:1"), Some((RouteClass::MapiAdmin, Upstream::Mapi)));
         assert_eq!(c("/api/v1/status/zmq"), Some((RouteClass::MapiAdmin, Upstream::Mapi)));
         assert_eq!(c("/api/v1/unconfirmedTxs"), Some((RouteClass::MapiAdmin, Upstream::Mapi)));
+        assert_eq!(c("/api/v1/notifications/dead"), Some((RouteClass::MapiAdmin, Upstream::Notifier)));
         assert_eq!(c("/api/v1/Nodes"), None, "a prefix is not a route");
         assert_eq!(
             c("/api/v1/channel/manage/list"),

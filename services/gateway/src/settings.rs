@@ -12,6 +12,7 @@
 //! | `mapi_url` | `MAPI_URL` | `http://127.0.0.1:8081` |
 //! | `peer_channels_url` | `PEER_CHANNELS_URL` | `http://127.0.0.1:8082` |
 //! | `block_parser_url` | `BLOCK_PARSER_URL` | `http://127.0.0.1:8083` |
+//! | `notifier_url` | `NOTIFIER_URL` | `http://127.0.0.1:8084` (its admin API: failed and dead-lettered callbacks) |
 //! | `upstream_connect_timeout_ms` | `UPSTREAM_CONNECT_TIMEOUT_MS` | 2000 |
 //! | `upstream_timeout_ms` | `UPSTREAM_TIMEOUT_MS` | 30000 (until the upstream's response headers) |
 //! | `mapi_max_body_bytes` | `MAPI_MAX_BODY_BYTES` | 104857600 (mAPI takes large transactions) |
@@ -52,6 +53,8 @@ pub struct GatewaySettings {
     pub peer_channels_url: url::Url,
     /// The `block-parser` service.
     pub block_parser_url: url::Url,
+    /// The `notifier` service.
+    pub notifier_url: url::Url,
     /// Connect timeout towards upstreams.
     pub upstream_connect_timeout_ms: u64,
     /// How long an upstream may take to start answering.
@@ -109,6 +112,7 @@ indexer_url = "http://127.0.0.1:49241"
 mapi_url = "http://127.0.0.1:8081"
 peer_channels_url = "http://127.0.0.1:8082"
 block_parser_url = "http://127.0.0.1:8083"
+notifier_url = "http://127.0.0.1:8084"
 upstream_connect_timeout_ms = 2000
 upstream_timeout_ms = 30000
 mapi_max_body_bytes = 104857600
@@ -125,6 +129,7 @@ max_body_bytes = 1048576
         env("MAPI_URL", "mapi_url"),
         env("PEER_CHANNELS_URL", "peer_channels_url"),
         env("BLOCK_PARSER_URL", "block_parser_url"),
+        env("NOTIFIER_URL", "notifier_url"),
         env("UPSTREAM_CONNECT_TIMEOUT_MS", "upstream_connect_timeout_ms"),
         env("UPSTREAM_TIMEOUT_MS", "upstream_timeout_ms"),
         env("MAPI_MAX_BODY_BYTES", "mapi_max_body_bytes"),

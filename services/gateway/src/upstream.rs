@@ -50,6 +50,7 @@ pub fn base(state: &AppState, upstream: Upstream) -> &url::Url {
         Upstream::Mapi => &s.mapi_url,
         Upstream::PeerChannels => &s.peer_channels_url,
         Upstream::BlockParser => &s.block_parser_url,
+        Upstream::Notifier => &s.notifier_url,
         Upstream::HeaderSv => &s.header_sv_url,
         Upstream::Indexer => &s.indexer_url,
     }

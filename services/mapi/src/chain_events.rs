@@ -29,6 +29,9 @@ pub async fn receive(
     body: web::Json<ChainEvents>,
 ) -> Result<HttpResponse, ApiError> {
     let applied = apply(&state.db, &body.events.iter().map(|r| r.event.clone()).collect::<Vec<_>>()).await?;
+    if applied.callbacks > 0 {
+        state.callbacks_due.notify_one();
+    }
     Ok(HttpResponse::Ok().json(serde_json::json!({
         "applied": body.events.len(),
         "lastId": body.events.last().map(|e| e.id),
@@ -107,6 +110,9 @@ pub async fn receive_mempool(
             Ok(written)
         })
         .await?;
+    if written > 0 {
+        state.callbacks_due.notify_one();
+    }
     Ok(HttpResponse::Ok().json(serde_json::json!({"applied": n, "callbacks": written})))
 }
 

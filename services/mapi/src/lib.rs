@@ -3,10 +3,12 @@
 pub mod admin_status;
 pub mod batching;
 pub mod cache;
+pub mod callback_outbox;
 pub mod callbacks;
 pub mod chain_events;
 pub mod coalesce;
 pub mod consolidation;
+pub mod dsnt;
 pub mod envelopes;
 pub mod fees;
 pub mod internal_api;
@@ -69,6 +71,8 @@ pub struct AppState {
     pub io: batching::SubmitIo,
     /// Calls to sibling services (zmq-listener's status).
     pub internal: service_kit::InternalClient,
+    /// Wakes the callback outbox (a transaction that wrote callbacks committed).
+    pub callbacks_due: std::sync::Arc<tokio::sync::Notify>,
 }
 
 /// Why the service could not start.
@@ -130,6 +134,7 @@ impl Application {
             quote_cache: cache::TtlCache::default(),
             io,
             internal,
+            callbacks_due: std::sync::Arc::new(tokio::sync::Notify::new()),
         });
         let port = listener.local_addr()?.port();
         let workers = Workers::new();
@@ -137,6 +142,11 @@ impl Application {
             "registration",
             registration::run(state.db.clone(), block_parser, workers.shutdown_token()),
         );
+        workers.spawn(
+            "callback outbox",
+            callback_outbox::run(state.clone(), state.callbacks_due.clone(), workers.shutdown_token()),
+        );
+        workers.spawn("dsnt sweeper", dsnt::sweep(state.clone(), workers.shutdown_token()));
         if !state.settings.mempool_checker_disabled {
             workers.spawn("mempool checker", mempool_checker::run(state.clone(), workers.shutdown_token()));
         }
@@ -158,6 +168,7 @@ impl Application {
                         .route(web::post().to(submit_http::submit_txs)),
                 )
                 .configure(admin_routes)
+                .configure(dsnt::routes)
                 .configure(internal_api::routes)
         })
         .disable_signals()

@@ -20,6 +20,13 @@
 //! | `submit_queue_capacity` | `SUBMIT_QUEUE_CAPACITY` | 50000 (transactions that may wait for each merged database or node call; 503 with `Retry-After` beyond) |
 //! | `zmq_listener_url` | `ZMQ_LISTENER_URL` | `http://127.0.0.1:8085` (whose subscriptions `status/zmq` reports) |
 //! | `block_parser_url` | `BLOCK_PARSER_URL` | `http://127.0.0.1:8083` (where transactions are registered; `status/blockParser` comes from it) |
+//! | `notifier_url` | `NOTIFIER_URL` | unset (the notifier that delivers callbacks; unset, callbacks stay in the `callbacks` table, with a warning at start-up) |
+//! | `ds_host_ban_time_sec` | `DS_HOST_BAN_TIME_SEC` | 300 (a DSNT caller's score, and a ban, last this long after its last increase) |
+//! | `ds_max_num_of_tx_queries` | `DS_MAX_NUM_OF_TX_QUERIES` | 5 (queries of one known transaction by one caller within the cool-down that ban it) |
+//! | `ds_cached_tx_requests_cooldown_period_sec` | `DS_CACHED_TX_REQUESTS_COOLDOWN_PERIOD_SEC` | 300 (sliding window of that count) |
+//! | `ds_max_num_of_unknown_tx_queries` | `DS_MAX_NUM_OF_UNKNOWN_QUERIES` | 100 (queries of unknown transactions by one caller within the cool-down that ban it) |
+//! | `ds_unknown_tx_query_cooldown_period_sec` | `DS_UNKNOWN_TX_QUERY_COOLDOWN_PERIOD_SEC` | 300 (sliding window of that count) |
+//! | `ds_script_validation_timeout_sec` | `DS_SCRIPT_VALIDATION_TIMEOUT_SEC` | 5 (the node's `verifyscript` limit for a submitted double-spend proof) |
 //! | `mempool_checker_blockparser_queued_max` | `MEMPOOL_CHECKER_BLOCKPARSER_QUEUED_MAX` | 0 (the mempool checker skips a round while more blocks than this wait to be parsed) |
 //!
 //! plus the common settings of `service_kit::settings` (`DATABASE_URL`, `INTERNAL_TOKEN`, ...).
@@ -76,6 +83,21 @@ pub struct MapiSettings {
     pub block_parser_url: url::Url,
     /// Blocks waiting to be parsed beyond which the mempool checker skips a round.
     pub mempool_checker_blockparser_queued_max: u64,
+    /// The `notifier` service (callback delivery).
+    #[serde(default)]
+    pub notifier_url: Option<url::Url>,
+    /// DSNT: seconds a caller's score (and ban) lasts after its last increase.
+    pub ds_host_ban_time_sec: u64,
+    /// DSNT: queries of one known transaction by one caller that ban it.
+    pub ds_max_num_of_tx_queries: u32,
+    /// DSNT: sliding window of that count, seconds.
+    pub ds_cached_tx_requests_cooldown_period_sec: u64,
+    /// DSNT: queries of unknown transactions by one caller that ban it.
+    pub ds_max_num_of_unknown_tx_queries: u32,
+    /// DSNT: sliding window of that count, seconds.
+    pub ds_unknown_tx_query_cooldown_period_sec: u64,
+    /// DSNT: `verifyscript` time limit, seconds.
+    pub ds_script_validation_timeout_sec: u64,
 }
 
 impl MapiSettings {
@@ -108,6 +130,12 @@ submit_queue_capacity = 50000
 zmq_listener_url = "http://127.0.0.1:8085"
 block_parser_url = "http://127.0.0.1:8083"
 mempool_checker_blockparser_queued_max = 0
+ds_host_ban_time_sec = 300
+ds_max_num_of_tx_queries = 5
+ds_cached_tx_requests_cooldown_period_sec = 300
+ds_max_num_of_unknown_tx_queries = 100
+ds_unknown_tx_query_cooldown_period_sec = 300
+ds_script_validation_timeout_sec = 5
 "#;
     const ENV: &'static [EnvVar] = &[
         env("WIF_PRIVATEKEY", "wif_private_key"),
@@ -128,6 +156,13 @@ mempool_checker_blockparser_queued_max = 0
         env("SUBMIT_QUEUE_CAPACITY", "submit_queue_capacity"),
         env("ZMQ_LISTENER_URL", "zmq_listener_url"),
         env("BLOCK_PARSER_URL", "block_parser_url"),
+        env("NOTIFIER_URL", "notifier_url"),
+        env("DS_HOST_BAN_TIME_SEC", "ds_host_ban_time_sec"),
+        env("DS_MAX_NUM_OF_TX_QUERIES", "ds_max_num_of_tx_queries"),
+        env("DS_CACHED_TX_REQUESTS_COOLDOWN_PERIOD_SEC", "ds_cached_tx_requests_cooldown_period_sec"),
+        env("DS_MAX_NUM_OF_UNKNOWN_QUERIES", "ds_max_num_of_unknown_tx_queries"),
+        env("DS_UNKNOWN_TX_QUERY_COOLDOWN_PERIOD_SEC", "ds_unknown_tx_query_cooldown_period_sec"),
+        env("DS_SCRIPT_VALIDATION_TIMEOUT_SEC", "ds_script_validation_timeout_sec"),
         env("MEMPOOL_CHECKER_BLOCKPARSER_QUEUED_MAX", "mempool_checker_blockparser_queued_max"),
     ];
 
@@ -185,6 +220,23 @@ mempool_checker_blockparser_queued_max = 0
         {
             if !matches!(url.scheme(), "http" | "https") {
                 return Err(SettingsError::invalid(Self::ENV, key, "must be an http or https URL"));
+            }
+        }
+        if let Some(url) = &self.notifier_url
+            && !matches!(url.scheme(), "http" | "https")
+        {
+            return Err(SettingsError::invalid(Self::ENV, "notifier_url", "must be an http or https URL"));
+        }
+        for (key, value) in [
+            ("ds_host_ban_time_sec", self.ds_host_ban_time_sec),
+            ("ds_max_num_of_tx_queries", u64::from(self.ds_max_num_of_tx_queries)),
+            ("ds_cached_tx_requests_cooldown_period_sec", self.ds_cached_tx_requests_cooldown_period_sec),
+            ("ds_max_num_of_unknown_tx_queries", u64::from(self.ds_max_num_of_unknown_tx_queries)),
+            ("ds_unknown_tx_query_cooldown_period_sec", self.ds_unknown_tx_query_cooldown_period_sec),
+            ("ds_script_validation_timeout_sec", self.ds_script_validation_timeout_sec),
+        ] {
+            if value == 0 {
+                return Err(SettingsError::invalid(Self::ENV, key, "must be positive"));
             }
         }
         if self.submit_queue_capacity == 0 {

@@ -1,0 +1,1 @@
+DROP TABLE dsnt_counters;
