@@ -19,6 +19,8 @@ pub struct RecordedRequest {
     pub headers: Vec<(String, String)>,
     /// Body bytes.
     pub body: bytes::Bytes,
+    /// When it arrived.
+    pub received_at: std::time::Instant,
 }
 
 impl RecordedRequest {
@@ -38,6 +40,8 @@ impl RecordedRequest {
 struct Shared {
     requests: Mutex<Vec<RecordedRequest>>,
     status: Mutex<u16>,
+    script: Mutex<std::collections::VecDeque<u16>>,
+    delay: Mutex<Duration>,
     arrived: Notify,
 }
 
@@ -54,6 +58,11 @@ impl std::fmt::Debug for RecordingReceiver {
 }
 
 async fn record(req: HttpRequest, body: web::Bytes, shared: web::Data<Arc<Shared>>) -> HttpResponse {
+    let received_at = std::time::Instant::now();
+    let delay = *shared.delay.lock().unwrap();
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
     let recorded = RecordedRequest {
         method: req.method().to_string(),
         path: req.path().to_owned(),
@@ -64,10 +73,12 @@ async fn record(req: HttpRequest, body: web::Bytes, shared: web::Data<Arc<Shared
             .map(|(n, v)| (n.as_str().to_owned(), v.to_str().unwrap_or_default().to_owned()))
             .collect(),
         body,
+        received_at,
     };
     shared.requests.lock().unwrap().push(recorded);
     shared.arrived.notify_waiters();
-    let status = *shared.status.lock().unwrap();
+    let scripted = shared.script.lock().unwrap().pop_front();
+    let status = scripted.unwrap_or(*shared.status.lock().unwrap());
     HttpResponse::build(actix_web::http::StatusCode::from_u16(status).unwrap()).finish()
 }
 
@@ -89,6 +100,16 @@ impl RecordingReceiver {
     /// Makes later requests get `status` (e.g. 500 to test retries).
     pub fn set_status(&self, status: u16) {
         *self.shared.status.lock().unwrap() = status;
+    }
+
+    /// The next requests get these statuses, in order; then the one of [`Self::set_status`].
+    pub fn script_statuses(&self, statuses: &[u16]) {
+        self.shared.script.lock().unwrap().extend(statuses.iter().copied());
+    }
+
+    /// Every later request is answered only after `delay` (a stalling receiver).
+    pub fn set_delay(&self, delay: Duration) {
+        *self.shared.delay.lock().unwrap() = delay;
     }
 
     /// Everything received so far.

@@ -104,8 +104,8 @@ fn key_of(row: &Due) -> String {
 
 /// Signs one row's payload into the envelope JSON the receiver gets.
 async fn sign(state: &AppState, miner_id: &str, row: &Due) -> Result<String, HandOverError> {
-    let stored: Stored<'_> =
-        serde_json::from_str(&row.payload).map_err(|e| HandOverError::Sign(format!("stored payload: {e}")))?;
+    let stored: Stored<'_> = serde_json::from_str(&row.payload)
+        .map_err(|e| HandOverError::Sign(format!("stored payload: {e}")))?;
     let payload = Payload {
         callback_payload: stored.callback_payload,
         api_version: API_VERSION,
@@ -117,7 +117,8 @@ async fn sign(state: &AppState, miner_id: &str, row: &Due) -> Result<String, Han
         callback_reason: &stored.callback_reason,
     };
     let text = serde_json::to_string(&payload).map_err(|e| HandOverError::Sign(e.to_string()))?;
-    let envelope = state.signer.envelope(text, miner_id).await.map_err(|e| HandOverError::Sign(e.to_string()))?;
+    let envelope =
+        state.signer.envelope(text, miner_id).await.map_err(|e| HandOverError::Sign(e.to_string()))?;
     serde_json::to_string(&envelope).map_err(|e| HandOverError::Sign(e.to_string()))
 }
 
@@ -125,7 +126,8 @@ async fn sign(state: &AppState, miner_id: &str, row: &Due) -> Result<String, Han
 async fn sign_all(state: &AppState, miner_id: &str, rows: &[Due]) -> Vec<Result<String, HandOverError>> {
     let mut bodies = Vec::with_capacity(rows.len());
     for chunk in rows.chunks(SIGNING_CONCURRENCY) {
-        bodies.extend(futures_util::future::join_all(chunk.iter().map(|row| sign(state, miner_id, row))).await);
+        bodies
+            .extend(futures_util::future::join_all(chunk.iter().map(|row| sign(state, miner_id, row))).await);
     }
     bodies
 }
@@ -155,7 +157,11 @@ async fn hand_over(state: &AppState, notifier: &str) -> Result<usize, HandOverEr
                 token: row.token.clone(),
                 encryption: row.encryption.clone(),
                 body: body?,
-                txid: Some(bsv_primitives::Txid::from_internal_slice(&row.txid).map(|t| t.to_string()).unwrap_or_default()),
+                txid: Some(
+                    bsv_primitives::Txid::from_internal_slice(&row.txid)
+                        .map(|t| t.to_string())
+                        .unwrap_or_default(),
+                ),
                 reason: Some(row.reason.clone()),
             });
         }

@@ -167,7 +167,8 @@ fn bad_request(body: &str, dsnt: &str) -> HttpResponse {
 }
 
 fn caller<'a>(state: &'a AppState, req: &HttpRequest) -> Caller<'a> {
-    let address = service_kit::internal::client_address(req).map_or_else(|| "unknown".to_owned(), |a| a.to_string());
+    let address =
+        service_kit::internal::client_address(req).map_or_else(|| "unknown".to_owned(), |a| a.to_string());
     Caller { state, address }
 }
 
@@ -249,7 +250,10 @@ pub async fn query(
             caller.log_unknown().await?;
         }
         if caller.banned().await? {
-            return Ok(bad_request("Query for unknown transaction id requested too many times. (banned)", "0"));
+            return Ok(bad_request(
+                "Query for unknown transaction id requested too many times. (banned)",
+                "0",
+            ));
         }
         return Ok(HttpResponse::Ok().insert_header((DSNT_HEADER, "0")).finish());
     }
@@ -282,10 +286,12 @@ pub async fn submit(
     }
     // Names are matched without regard to case, as ASP.NET binds them.
     let query: SubmitQuery = {
-        let pairs: Vec<(String, String)> = web::Query::<Vec<(String, String)>>::from_query(req.query_string())
-            .map(web::Query::into_inner)
-            .unwrap_or_default();
-        let get = |name: &str| pairs.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.clone());
+        let pairs: Vec<(String, String)> =
+            web::Query::<Vec<(String, String)>>::from_query(req.query_string())
+                .map(web::Query::into_inner)
+                .unwrap_or_default();
+        let get =
+            |name: &str| pairs.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.clone());
         SubmitQuery { txid: get("txid"), n: get("n"), ctxid: get("ctxid"), cn: get("cn") }
     };
     let present = |v: &Option<String>| v.as_deref().filter(|s| !s.is_empty()).map(str::to_owned);
@@ -304,7 +310,8 @@ pub async fn submit(
     if txid == ctxid {
         return caller.refuse("'ctxid' parameter must not be the same as 'txid'.", WARNING_SCORE).await;
     }
-    let index = |v: &Option<String>| v.as_deref().and_then(|s| s.trim().parse::<i64>().ok()).filter(|n| *n >= 0);
+    let index =
+        |v: &Option<String>| v.as_deref().and_then(|s| s.trim().parse::<i64>().ok()).filter(|n| *n >= 0);
     let Some(n) = index(&query.n) else {
         return caller.refuse("'n' must be equal or greater than 0.", WARNING_SCORE).await;
     };
@@ -320,28 +327,37 @@ pub async fn submit(
             .await;
     }
     let Some(watched) = watched(&state, &txid).await? else {
-        let message =
-            format!("There is no transaction waiting for double-spend notification with given transaction id '{txid_text}'.");
+        let message = format!(
+            "There is no transaction waiting for double-spend notification with given transaction id '{txid_text}'."
+        );
         return caller.refuse(&message, WARNING_SCORE).await;
     };
     // The reference indexes the input after this check with `n > inputs` (one too many).
     let Some(our_input) = usize::try_from(n).ok().and_then(|n| watched.inputs.get(n)) else {
-        return caller.refuse("'n' parameter must not be greater than total number of inputs.", WARNING_SCORE).await;
+        return caller
+            .refuse("'n' parameter must not be greater than total number of inputs.", WARNING_SCORE)
+            .await;
     };
     caller.log_known(&txid).await?;
     if body.is_empty() {
         return caller.refuse("Proof must not be empty.", BAN_SCORE).await;
     }
     if Txid::from_internal(sha256d(&body)) != ctxid {
-        return caller.refuse("Double-spend transaction does not match the 'ctxid' parameter.", BAN_SCORE).await;
+        return caller
+            .refuse("Double-spend transaction does not match the 'ctxid' parameter.", BAN_SCORE)
+            .await;
     }
     let Ok(ds_tx) = Transaction::parse(&body) else {
         return caller.refuse("'dsProof' is invalid.", BAN_SCORE).await;
     };
     let Some(their_input) = usize::try_from(cn).ok().and_then(|cn| ds_tx.spent_outpoints().nth(cn)) else {
-        return caller.refuse("'cn' parameter must not be greater than total number of inputs.", BAN_SCORE).await;
+        return caller
+            .refuse("'cn' parameter must not be greater than total number of inputs.", BAN_SCORE)
+            .await;
     };
-    if their_input.txid.internal().as_slice() != our_input.0.as_slice() || i64::from(their_input.vout) != our_input.1 {
+    if their_input.txid.internal().as_slice() != our_input.0.as_slice()
+        || i64::from(their_input.vout) != our_input.1
+    {
         return caller
             .refuse(
                 "Transaction marked as double-spend does not spend same inputs as original transaction.",

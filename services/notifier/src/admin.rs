@@ -64,7 +64,10 @@ pub async fn redeliver_one(
 }
 
 /// `POST /api/v1/notifications/redeliver`.
-pub async fn redeliver_all(caller: TrustedCaller, engine: web::Data<Arc<Engine>>) -> Result<HttpResponse, ApiError> {
+pub async fn redeliver_all(
+    caller: TrustedCaller,
+    engine: web::Data<Arc<Engine>>,
+) -> Result<HttpResponse, ApiError> {
     caller.require_admin()?;
     let ids = store::redeliver(&engine.db, None).await?;
     engine.wake_retry.notify_one();

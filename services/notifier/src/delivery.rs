@@ -107,7 +107,8 @@ impl Deliverer {
         target::check_url(&url, self.block_private).map_err(|e| e.to_string())?;
         let mut request = self.client.post(url).timeout(timeout);
         if let Some(token) = item.token.as_deref().filter(|t| !t.is_empty()) {
-            let value = HeaderValue::from_str(token).map_err(|_| "callback token is not a valid header value")?;
+            let value =
+                HeaderValue::from_str(token).map_err(|_| "callback token is not a valid header value")?;
             request = request.header(AUTHORIZATION, value);
         }
         Ok(match item.encryption.as_deref().filter(|e| !e.is_empty()) {

@@ -49,7 +49,8 @@ impl Engine {
     fn policy(&self) -> RetryPolicy {
         RetryPolicy {
             interval_secs: self.settings.notification_interval_sec as f64,
-            max_backoff_secs: self.settings.max_backoff_sec.max(self.settings.notification_interval_sec) as f64,
+            max_backoff_secs: self.settings.max_backoff_sec.max(self.settings.notification_interval_sec)
+                as f64,
             retry_count: i32::try_from(self.settings.notifications_retry_count).unwrap_or(i32::MAX),
         }
     }

@@ -144,7 +144,8 @@ fn routes(cfg: &mut web::ServiceConfig) {
 
 /// Entry point of the binary: `notifier` serves, `notifier migrate` only migrates.
 pub async fn main_entry() -> Result<(), Box<dyn std::error::Error>> {
-    let Some(start) = service_kit::server::prepare::<NotifierSettings>("notifier", SCHEMA, MIGRATIONS).await?
+    let Some(start) =
+        service_kit::server::prepare::<NotifierSettings>("notifier", SCHEMA, MIGRATIONS).await?
     else {
         return Ok(());
     };

@@ -268,7 +268,12 @@ fn pool_of(inner: &Inner, host: &str, limits: &Limits) -> Pool {
 }
 
 fn slow_queued(inner: &Inner, limits: &Limits) -> usize {
-    inner.queues.iter().filter(|(host, _)| pool_of(inner, host, limits) == Pool::Slow).map(|(_, q)| q.len()).sum()
+    inner
+        .queues
+        .iter()
+        .filter(|(host, _)| pool_of(inner, host, limits) == Pool::Slow)
+        .map(|(_, q)| q.len())
+        .sum()
 }
 
 #[cfg(test)]

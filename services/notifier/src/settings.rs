@@ -79,7 +79,8 @@ impl NotifierSettings {
 
     /// Notifications of slow hosts the instant queue may hold.
     pub fn slow_queue_limit(&self) -> usize {
-        (self.instant_notifications_queue_size as usize * self.instant_notifications_slow_task_percentage as usize)
+        (self.instant_notifications_queue_size as usize
+            * self.instant_notifications_slow_task_percentage as usize)
             / 100
     }
 
@@ -116,7 +117,10 @@ block_private_targets = true
         env("NOTIFICATION_INSTANT_NOTIFICATIONS_QUEUE_SIZE", "instant_notifications_queue_size"),
         env("NOTIFICATION_MAX_NOTIFICATIONS_IN_BATCH", "max_notifications_in_batch"),
         env("NOTIFICATION_SLOW_HOST_THRESHOLD_MS", "slow_host_threshold_ms"),
-        env("NOTIFICATION_INSTANT_NOTIFICATIONS_SLOW_TASK_PERCENTAGE", "instant_notifications_slow_task_percentage"),
+        env(
+            "NOTIFICATION_INSTANT_NOTIFICATIONS_SLOW_TASK_PERCENTAGE",
+            "instant_notifications_slow_task_percentage",
+        ),
         env("NOTIFICATION_NO_OF_SAVED_EXECUTION_TIMES", "no_of_saved_execution_times"),
         env("NOTIFICATION_NOTIFICATIONS_RETRY_COUNT", "notifications_retry_count"),
         env("NOTIFICATION_SLOW_HOST_RESPONSE_TIMEOUT_MS", "slow_host_response_timeout_ms"),
@@ -177,12 +181,10 @@ mod tests {
     use super::*;
 
     fn settings(tasks: u32, pct: u32) -> NotifierSettings {
-        let mut s: NotifierSettings = service_kit::settings::load_from(None, |k| {
-            match k {
+        let mut s: NotifierSettings = service_kit::settings::load_from(None, |k| match k {
             "DATABASE_URL" => Some("postgres://u@127.0.0.1/db".to_owned()),
             "INTERNAL_TOKEN" => Some("an-internal-token-for-tests".to_owned()),
             _ => None,
-        }
         })
         .unwrap_or_else(|e| panic!("{e}"));
         s.instant_notification_tasks = tasks;
