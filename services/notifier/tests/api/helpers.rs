@@ -232,6 +232,25 @@ impl Stack {
         assert_eq!(resp.status(), 201, "{}", resp.text().await.unwrap());
     }
 
+    /// Waits until block-parser follows `node`'s best block (blocks mined after it are parsed).
+    pub async fn wait_for_tip(&self, node: &BitcoindNode) {
+        let best = node.rpc("getbestblockhash", json!([])).await;
+        eventually(Duration::from_secs(30), "block-parser to follow the node", || async {
+            let status: Value = self
+                .http
+                .get(format!("{}/api/v1/status/blockparser", self.gateway))
+                .header("api-key", ADMIN_KEY)
+                .send()
+                .await
+                .ok()?
+                .json()
+                .await
+                .ok()?;
+            (status["bestBlockHash"] == best).then_some(())
+        })
+        .await;
+    }
+
     /// Submits one transaction through the gateway; returns the payload, which must be a success.
     pub async fn submit(&self, body: Value) -> Value {
         let resp = self.http.post(format!("{}/mapi/tx", self.gateway)).json(&body).send().await.unwrap();
