@@ -159,11 +159,15 @@ impl Caller<'_> {
     }
 }
 
+/// A 400 with the reference's plain-text message (kept as it is: the node reads these, so the
+/// usual JSON problem body does not replace it).
 fn bad_request(body: &str, dsnt: &str) -> HttpResponse {
-    HttpResponse::BadRequest()
+    let mut resp = HttpResponse::BadRequest()
         .insert_header((DSNT_HEADER, dsnt))
         .content_type("text/plain; charset=utf-8")
-        .body(body.to_owned())
+        .body(body.to_owned());
+    resp.extensions_mut().insert(service_kit::app::Passthrough);
+    resp
 }
 
 fn caller<'a>(state: &'a AppState, req: &HttpRequest) -> Caller<'a> {
