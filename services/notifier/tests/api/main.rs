@@ -2,6 +2,7 @@
 //! with real regtest nodes, on a real PostgreSQL.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod channels;
 mod delivery;
 mod dsnt;
 mod end_to_end;
