@@ -5,7 +5,7 @@
 //! (at least once, never lost).
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use db_kit::Db;
 use futures_util::StreamExt;
@@ -25,6 +25,12 @@ const CLAIM_LIMIT: usize = 1000;
 /// How often the retry job looks for due notifications (released ones, expired leases, retries
 /// whose backoff is over); the retries themselves are timed by their backoff.
 const RETRY_POLL: Duration = Duration::from_secs(1);
+
+/// Results waiting to be written are written once this old...
+const WRITE_AFTER: Duration = Duration::from_millis(10);
+
+/// ...or this many.
+const WRITE_AT_MOST: usize = 100;
 
 /// What the engine's tasks share.
 #[derive(Debug)]
@@ -92,6 +98,8 @@ impl Engine {
         let mut pending = batch.items.into_iter();
         let mut in_flight = FuturesUnordered::new();
         let mut results = Results::default();
+        let mut unwritten_since: Option<Instant> = None;
+        let mut done = Vec::new();
         let mut times = Vec::new();
         let mut stop = false;
         loop {
@@ -125,16 +133,21 @@ impl Engine {
                     results.refused.push((item.id, error));
                 }
             }
+            // Results are written as they come, a few milliseconds' worth at a time: what a
+            // crash can repeat is bounded by time, not by the batch.
+            let since = *unwritten_since.get_or_insert_with(Instant::now);
+            if results.len() >= WRITE_AT_MOST || since.elapsed() >= WRITE_AFTER {
+                self.write_results(&results).await;
+                done.extend(results.ids());
+                results = Results::default();
+                unwritten_since = None;
+            }
         }
         let returned: Vec<Item> = pending.collect();
-        let done: Vec<i64> = results
-            .delivered
-            .iter()
-            .copied()
-            .chain(results.failed.iter().map(|f| f.0))
-            .chain(results.refused.iter().map(|f| f.0))
-            .collect();
-        self.write_results(&results).await;
+        if !results.is_empty() {
+            self.write_results(&results).await;
+            done.extend(results.ids());
+        }
         self.scheduler.finish(&batch.host, &times, &done, returned);
         self.metrics.in_queue.set(self.scheduler.queued() as i64);
     }

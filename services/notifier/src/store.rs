@@ -157,6 +157,27 @@ pub struct Results {
     pub refused: Vec<(i64, String)>,
 }
 
+impl Results {
+    /// Results held.
+    pub fn len(&self) -> usize {
+        self.delivered.len() + self.failed.len() + self.refused.len()
+    }
+
+    /// True when there is nothing to write.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The notifications concerned.
+    pub fn ids(&self) -> impl Iterator<Item = i64> + '_ {
+        self.delivered
+            .iter()
+            .copied()
+            .chain(self.failed.iter().map(|f| f.0))
+            .chain(self.refused.iter().map(|f| f.0))
+    }
+}
+
 /// Backoff and retry limits for [`record`].
 #[derive(Debug, Clone, Copy)]
 pub struct RetryPolicy {

@@ -12,7 +12,7 @@ use crate::helpers::*;
 
 #[path = "../../../peer-channels/tests/api/helpers.rs"]
 #[allow(dead_code)]
-mod channels;
+mod merchant;
 
 #[tokio::test]
 async fn merkle_proofs_land_in_the_merchants_channel_and_its_account_socket_says_so() {
@@ -23,12 +23,12 @@ async fn merkle_proofs_land_in_the_merchants_channel_and_its_account_socket_says
     s.wait_for_tip(&node).await;
 
     // The merchant's side: an account, a channel, a write token, the account socket.
-    let merchant = channels::stack().await;
+    let merchant = merchant::stack().await;
     let master = merchant.account().await;
     let (channel, owner) = merchant.channel(&master, false).await;
     let (_, write) = merchant.token(&master, &channel, false, true).await;
     let path = format!("/api/v1/web-socket?token={}", encode(&master));
-    let mut socket = channels::ws(&merchant.gateway, &path, None).await.unwrap();
+    let mut socket = merchant::ws(&merchant.gateway, &path, None).await.unwrap();
 
     let coin = node.coins().await.remove(0);
     let tx = node.spend(&coin, 1000, 0).await;
@@ -39,7 +39,7 @@ async fn merkle_proofs_land_in_the_merchants_channel_and_its_account_socket_says
     tokio::time::sleep(Duration::from_millis(300)).await;
     let block = node.generate(1).await.remove(0);
 
-    let note = channels::next_json(&mut socket, Duration::from_secs(20)).await.expect("a notification");
+    let note = merchant::next_json(&mut socket, Duration::from_secs(20)).await.expect("a notification");
     assert_eq!(note["message_type"], "bsvapi.channels.notification", "{note}");
     assert_eq!(note["result"]["channel_id"], channel.as_str(), "{note}");
     assert_eq!(note["result"]["content_type"], "application/json");
@@ -54,7 +54,8 @@ async fn merkle_proofs_land_in_the_merchants_channel_and_its_account_socket_says
     assert_eq!(messages.len(), 1, "{messages:?}");
     assert_eq!(messages[0]["content_type"], "application/json");
     // The channel keeps the body byte for byte (base64 in the message list).
-    let envelope = base64::engine::general_purpose::STANDARD.decode(messages[0]["payload"].as_str().unwrap()).unwrap();
+    let envelope =
+        base64::engine::general_purpose::STANDARD.decode(messages[0]["payload"].as_str().unwrap()).unwrap();
     let payload = verified_payload(&envelope);
     assert_eq!(payload["callbackReason"], "merkleProof");
     assert_eq!(payload["blockHash"], block);
@@ -62,5 +63,8 @@ async fn merkle_proofs_land_in_the_merchants_channel_and_its_account_socket_says
 }
 
 fn encode(token: &str) -> String {
-    token.bytes().map(|b| if b.is_ascii_alphanumeric() { (b as char).to_string() } else { format!("%{b:02X}") }).collect()
+    token
+        .bytes()
+        .map(|b| if b.is_ascii_alphanumeric() { (b as char).to_string() } else { format!("%{b:02X}") })
+        .collect()
 }

@@ -47,9 +47,8 @@ pub async fn spawn_notifier_on(database: &str, extra: &[(&'static str, &str)]) -
 pub struct Alone {
     pub notifier: String,
     pub gateway: String,
-    pub db: TestDatabase,
     pub http: reqwest::Client,
-    _gw_db: TestDatabase,
+    _dbs: [TestDatabase; 2],
 }
 
 pub async fn alone(extra: &[(&'static str, &str)]) -> Alone {
@@ -60,7 +59,7 @@ pub async fn alone(extra: &[(&'static str, &str)]) -> Alone {
     let unused = format!("http://127.0.0.1:{}", test_support::free_port());
     let gateway =
         spawn_gateway(gw_db.url(), &unused, &unused, &notifier, test_support::local_listener()).await;
-    Alone { notifier, gateway, db, http: reqwest::Client::new(), _gw_db: gw_db }
+    Alone { notifier, gateway, http: reqwest::Client::new(), _dbs: [db, gw_db] }
 }
 
 /// A gateway in front of mapi, block-parser and the notifier, on `listener`.
@@ -150,7 +149,6 @@ where
 pub struct Stack {
     pub mapi: String,
     pub gateway: String,
-    pub notifier: String,
     pub http: reqwest::Client,
     pub mapi_db: TestDatabase,
     _dbs: Vec<TestDatabase>,
@@ -215,7 +213,7 @@ pub async fn stack(options: StackOptions) -> Stack {
     }
     let gw_listener = options.gateway_listener.unwrap_or_else(test_support::local_listener);
     let gateway = spawn_gateway(gw_db.url(), &mapi, &block_parser, &notifier, gw_listener).await;
-    Stack { mapi, gateway, notifier, http: reqwest::Client::new(), mapi_db, _dbs: vec![bp_db, n_db, gw_db] }
+    Stack { mapi, gateway, http: reqwest::Client::new(), mapi_db, _dbs: vec![bp_db, n_db, gw_db] }
 }
 
 impl Stack {

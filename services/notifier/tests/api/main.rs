@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod channels;
+mod crash;
 mod delivery;
 mod dsnt;
 mod end_to_end;
