@@ -5,6 +5,7 @@
 //! (at least once, never lost).
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use db_kit::Db;
@@ -49,6 +50,9 @@ pub struct Engine {
     pub metrics: NotifierMetrics,
     /// Wakes the retry job (released notifications, a redelivery).
     pub wake_retry: Notify,
+    /// Set while notifications wait in the table for room in the queue: the tasks wake the
+    /// retry job as soon as half the queue is free, instead of leaving it to its next round.
+    pub overflow: AtomicBool,
 }
 
 impl Engine {
@@ -81,6 +85,7 @@ impl Engine {
         }
         self.metrics.in_queue.set(self.scheduler.queued() as i64);
         if !refused.is_empty() {
+            self.overflow.store(true, Ordering::Relaxed);
             tracing::info!(count = refused.len(), "instant queue full; left to the background job");
             if let Err(e) = store::release(&self.db, self.lease, &refused).await {
                 // The leases run out by themselves.
@@ -150,6 +155,10 @@ impl Engine {
         }
         self.scheduler.finish(&batch.host, &times, &done, returned);
         self.metrics.in_queue.set(self.scheduler.queued() as i64);
+        let half_free = self.scheduler.room() * 2 >= self.settings.instant_notifications_queue_size as usize;
+        if half_free && self.overflow.swap(false, Ordering::Relaxed) {
+            self.wake_retry.notify_one();
+        }
     }
 
     /// Writes results, trying a few times; if the database stays away the rows keep their lease
@@ -191,6 +200,10 @@ pub async fn retry_job(engine: Arc<Engine>, cancel: CancellationToken) {
             match store::claim_due(&engine.db, engine.lease, room as i64).await {
                 Ok(items) if !items.is_empty() => {
                     tracing::debug!(count = items.len(), "due notifications claimed");
+                    if items.len() == room {
+                        // More may wait: claim again once the queue has room.
+                        engine.overflow.store(true, Ordering::Relaxed);
+                    }
                     engine.enqueue(items).await;
                 }
                 Ok(_) => {}

@@ -81,6 +81,7 @@ impl Application {
             lease,
             metrics,
             wake_retry: Notify::new(),
+            overflow: std::sync::atomic::AtomicBool::new(false),
         });
         let workers = Workers::new();
         for n in 0..fast {
