@@ -53,6 +53,33 @@ async fn the_envelope_goes_as_posted_with_the_token_verbatim_and_two_failures_th
     assert_eq!(metric(&s.http, &s.notifier, SUCCESS).await, 1.0);
     assert_eq!(metric(&s.http, &s.notifier, FAILED).await, 2.0);
     assert!(admin_list(&s, "failed").await.is_empty());
+    let text = s.http.get(format!("{}/metrics", s.notifier)).send().await.unwrap().text().await.unwrap();
+    for name in [
+        "merchantapi_notificationshandler_callback_duration_seconds_count",
+        "merchantapi_notificationshandler_notification_in_queue",
+        "merchantapi_notificationshandler_notification_with_error",
+    ] {
+        assert!(text.contains(name), "{name} in /metrics");
+    }
+}
+
+#[tokio::test]
+async fn what_the_instant_queue_cannot_hold_is_delivered_by_the_background_job() {
+    let s = alone(&[
+        ("NOTIFICATION_INSTANT_NOTIFICATIONS_QUEUE_SIZE", "10"),
+        ("NOTIFICATION_MAX_NOTIFICATIONS_IN_BATCH", "3"),
+    ])
+    .await;
+    let receiver = RecordingReceiver::start().await;
+    let url = format!("{}/cb", receiver.url());
+    let requests = (0..200).map(|n| request(&format!("q{n}"), &url, &format!("{{\"n\":{n}}}"))).collect();
+    let answer = hand_over(&s.http, &s.notifier, requests).await;
+    assert_eq!(answer["new"], 200);
+    // The queue holds 10 (a few more get in as the tasks take batches out meanwhile).
+    assert!(answer["queued"].as_u64().unwrap() < 50, "{answer}");
+    let got = receiver.wait_for(200, Duration::from_secs(30)).await;
+    let distinct: std::collections::HashSet<_> = got.iter().map(|r| r.body.clone()).collect();
+    assert_eq!(distinct.len(), 200);
 }
 
 #[tokio::test]

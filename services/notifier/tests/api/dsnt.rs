@@ -139,6 +139,10 @@ async fn queries_answer_interest_in_the_header_and_too_many_or_bad_ones_ban_unti
     refused(&c.query("not-a-txid").await, "Invalid 'txid' format. (banned)");
     assert_eq!(c.query(&x).await.status, 403);
     assert_eq!(c.submit("txid=a", vec![1]).await.status, 403);
+    // The Host header a caller chooses does not matter: its address does.
+    let renamed =
+        c.send(f.s.http.get(format!("{}/dsnt/1/query/{x}", f.s.mapi)).header("host", "other.example")).await;
+    assert_eq!(renamed.status, 403);
     assert_eq!(caller(&f.s, 3).query(&x).await.status, 200, "another address is not banned");
     tokio::time::sleep(Duration::from_millis(2200)).await;
     assert_eq!(c.query(&x).await.status, 200, "the ban ran out");
