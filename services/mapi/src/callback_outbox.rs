@@ -190,11 +190,12 @@ async fn hand_over(state: &AppState, notifier: &str) -> Result<usize, HandOverEr
 /// Hands due callbacks to the notifier until `cancel`: at once when woken (a transaction that
 /// wrote callbacks committed), else every second; a failure is retried with a growing pause (up
 /// to 10 s).
-pub async fn run(state: actix_web::web::Data<AppState>, wake: Arc<Notify>, cancel: CancellationToken) {
-    let Some(base) = state.settings.notifier_url.clone() else {
-        tracing::warn!("NOTIFIER_URL is not set: callbacks are kept in the table and not delivered");
-        return;
-    };
+pub async fn run(
+    state: actix_web::web::Data<AppState>,
+    base: url::Url,
+    wake: Arc<Notify>,
+    cancel: CancellationToken,
+) {
     let url = format!("{}/internal/notifications", base.as_str().trim_end_matches('/'));
     let mut pause = Duration::from_secs(1);
     loop {

@@ -142,10 +142,20 @@ impl Application {
             "registration",
             registration::run(state.db.clone(), block_parser, workers.shutdown_token()),
         );
-        workers.spawn(
-            "callback outbox",
-            callback_outbox::run(state.clone(), state.callbacks_due.clone(), workers.shutdown_token()),
-        );
+        match state.settings.notifier_url.clone() {
+            Some(notifier) => workers.spawn(
+                "callback outbox",
+                callback_outbox::run(
+                    state.clone(),
+                    notifier,
+                    state.callbacks_due.clone(),
+                    workers.shutdown_token(),
+                ),
+            ),
+            None => {
+                tracing::warn!("NOTIFIER_URL is not set: callbacks are kept in the table and not delivered")
+            }
+        }
         workers.spawn("dsnt sweeper", dsnt::sweep(state.clone(), workers.shutdown_token()));
         if !state.settings.mempool_checker_disabled {
             workers.spawn("mempool checker", mempool_checker::run(state.clone(), workers.shutdown_token()));

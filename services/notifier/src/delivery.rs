@@ -129,14 +129,16 @@ fn classify(e: reqwest::Error, block_private: bool) -> Outcome {
         }
         source = err.source();
     }
+    let unreachable = e.is_timeout() || e.is_connect();
     let what = if e.is_timeout() {
         "callback timed out".to_owned()
     } else if e.is_connect() {
         "callback target unreachable".to_owned()
     } else {
-        format!("callback failed: {e}")
+        // Without the URL: it may carry the merchant's secrets in its query.
+        format!("callback failed: {}", e.without_url())
     };
-    Outcome::Failed { error: what, unreachable: e.is_timeout() || e.is_connect() }
+    Outcome::Failed { error: what, unreachable }
 }
 
 #[cfg(test)]

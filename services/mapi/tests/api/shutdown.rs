@@ -1,5 +1,5 @@
-//! SIGTERM: the mempool checker finishes its round and stops, requests drain, and the process
-//! exits within `SHUTDOWN_GRACE_SECS`.
+//! SIGTERM: the mempool checker finishes its round and stops, the callback outbox and the DSNT
+//! sweeper stop, requests drain, and the process exits within `SHUTDOWN_GRACE_SECS`.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -19,6 +19,8 @@ async fn sigterm_stops_the_mempool_checker_and_exits_within_the_grace_period() {
         ("SHUTDOWN_GRACE_SECS", grace.as_secs().to_string()),
         ("MEMPOOL_CHECKER_INTERVAL_SEC", "1".to_owned()),
         ("MEMPOOL_CHECKER_UNSUCCESSFUL_INTERVAL_SEC", "1".to_owned()),
+        // Nothing listens there: the callback outbox runs (and retries) all the same.
+        ("NOTIFIER_URL", format!("http://127.0.0.1:{}", test_support::free_port())),
     ]);
     let service = ServiceProcess::start(env!("CARGO_BIN_EXE_mapi"), &env).await;
     // The checker is running (it holds its lock).
@@ -39,6 +41,11 @@ async fn sigterm_stops_the_mempool_checker_and_exits_within_the_grace_period() {
     let workers = stopped.events("worker stopped");
     let mut names: Vec<&str> = workers.iter().filter_map(|w| w["worker"].as_str()).collect();
     names.sort_unstable();
-    assert_eq!(names, ["mempool checker", "registration"], "{}", stopped.log);
+    assert_eq!(
+        names,
+        ["callback outbox", "dsnt sweeper", "mempool checker", "registration"],
+        "{}",
+        stopped.log
+    );
     assert_eq!(stopped.events("shutdown complete")[0]["workers.stopped"], true, "{}", stopped.log);
 }
