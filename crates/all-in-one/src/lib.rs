@@ -149,7 +149,16 @@ impl AllInOne {
         };
         let mut out = Self { ports: Vec::new(), running: Vec::new() };
         let sh = &shared;
-        start!("notifier", notifier, notifier::settings::NotifierSettings, env, sh, file, addr("NOTIFIER_URL")?, out);
+        start!(
+            "notifier",
+            notifier,
+            notifier::settings::NotifierSettings,
+            env,
+            sh,
+            file,
+            addr("NOTIFIER_URL")?,
+            out
+        );
         start!("mapi", mapi, mapi::settings::MapiSettings, env, sh, file, addr("MAPI_URL")?, out);
         start!(
             "block-parser",
@@ -221,9 +230,8 @@ impl AllInOne {
 pub async fn migrate(env: Env<'_>, file: Option<&str>) -> Result<(), Box<dyn std::error::Error>> {
     let shared = shared_env(env);
     let common: service_kit::CommonSettings = {
-        let s: notifier::settings::NotifierSettings = service_kit::settings::load_from(file, |k| {
-            shared.get(k).cloned().or_else(|| env(k))
-        })?;
+        let s: notifier::settings::NotifierSettings =
+            service_kit::settings::load_from(file, |k| shared.get(k).cloned().or_else(|| env(k)))?;
         s.common
     };
     for (schema, migrations) in [

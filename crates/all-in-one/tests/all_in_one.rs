@@ -100,7 +100,18 @@ async fn every_service_answers_the_charts_probes_on_its_own_port() {
 /// Names of the metrics a PromQL expression reads.
 fn metric_names(expr: &str) -> BTreeSet<String> {
     const NOT_METRICS: [&str; 13] = [
-        "sum", "rate", "increase", "max", "min", "by", "le", "route", "status", "service", "histogram_quantile", "h",
+        "sum",
+        "rate",
+        "increase",
+        "max",
+        "min",
+        "by",
+        "le",
+        "route",
+        "status",
+        "service",
+        "histogram_quantile",
+        "h",
         "m",
     ];
     let word = regex::Regex::new(r#""[^"]*"|[a-zA-Z_:][a-zA-Z0-9_:]*"#).unwrap();
@@ -124,8 +135,10 @@ async fn every_metric_a_dashboard_queries_is_exported_by_some_service() {
             let resp = s.get(service, "/metrics").await;
             assert_eq!(resp.status(), 200, "{service}");
             for line in resp.text().await.unwrap().lines().filter(|l| !l.starts_with('#')) {
-                let name: String =
-                    line.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == ':').collect();
+                let name: String = line
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == ':')
+                    .collect();
                 exported.insert(name);
             }
         }
@@ -135,7 +148,8 @@ async fn every_metric_a_dashboard_queries_is_exported_by_some_service() {
     let mut queried = BTreeSet::new();
     for entry in std::fs::read_dir(dir).unwrap() {
         let path = entry.unwrap().path();
-        let board: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        let board: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
         boards += 1;
         for panel in board["panels"].as_array().unwrap() {
             for target in panel["targets"].as_array().unwrap() {

@@ -36,6 +36,28 @@ pub fn workspace_root() -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).ancestors().nth(2).expect("workspace root").to_path_buf()
 }
 
+/// The path of a workspace service binary (`mapi`, `gateway`, ...) of the profile the tests run in,
+/// built first when it is missing (a test of one package may run another's binary as a process).
+/// A workspace test run (`scripts/test`) builds every binary first; a run of one package alone
+/// may find another package's binary out of date: build it (`cargo build -p <name>`) first.
+pub fn service_binary(name: &str) -> String {
+    let exe = std::env::current_exe().expect("test executable");
+    // target/<profile>/deps/<test> -> target/<profile>/<name>
+    let dir = exe.parent().and_then(std::path::Path::parent).expect("target directory");
+    let path = dir.join(name);
+    if !path.exists() {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+        let status = std::process::Command::new(cargo)
+            .args(["build", "--locked", "-p", name, "--bin", name])
+            .current_dir(workspace_root())
+            .status()
+            .expect("cargo runs");
+        assert!(status.success(), "building {name} failed");
+    }
+    assert!(path.exists(), "{} is missing", path.display());
+    path.to_string_lossy().into_owned()
+}
+
 /// Installs a `tracing` subscriber once per test process, honouring `RUST_LOG`.
 pub fn init_test_tracing() {
     use std::sync::Once;

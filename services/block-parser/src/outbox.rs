@@ -132,12 +132,24 @@ async fn deliver_while_locked(
     }
 }
 
-/// One batch; true when a full batch went (more may wait).
+/// One batch; true when a full batch went (more may wait). A batch that goes is a trace of its
+/// own (`outbox.deliver`), which mapi's handling continues.
 async fn deliver_once(db: &Db, client: &InternalClient, url: &str) -> Result<bool, String> {
+    use tracing::Instrument;
     let events = pending(db).await.map_err(|e| e.to_string())?;
     if events.is_empty() {
         return Ok(false);
     }
+    let span = tracing::info_span!("outbox.deliver", events = events.len());
+    post_batch(db, client, url, events).instrument(span).await
+}
+
+async fn post_batch(
+    db: &Db,
+    client: &InternalClient,
+    url: &str,
+    events: Vec<ChainEventRecord>,
+) -> Result<bool, String> {
     let ids: Vec<i64> = events.iter().map(|e| e.id).collect();
     let full = ids.len() as i64 == BATCH;
     let resp = client.post(url).json(&ChainEvents { events }).send().await.map_err(|e| e.to_string())?;

@@ -165,14 +165,16 @@ async fn hand_over(state: &AppState, notifier: &str) -> Result<usize, HandOverEr
                 reason: Some(row.reason.clone()),
             });
         }
-        let resp = state
-            .internal
-            .post(notifier)
-            .timeout(Duration::from_secs(30))
-            .json(&NotificationRequests { notifications })
-            .send()
-            .await
-            .map_err(|e| HandOverError::Notifier(e.to_string()))?;
+        // Each hand-over is a trace of its own, which the notifier's intake continues (the trace
+        // headers are taken when the request is built, inside the span).
+        let span = tracing::info_span!("callbacks.hand_over", callbacks = notifications.len());
+        let body = NotificationRequests { notifications };
+        let resp = tracing::Instrument::instrument(
+            async { state.internal.post(notifier).timeout(Duration::from_secs(30)).json(&body).send().await },
+            span,
+        )
+        .await
+        .map_err(|e| HandOverError::Notifier(e.to_string()))?;
         if !resp.status().is_success() {
             return Err(HandOverError::Notifier(format!("answered {}", resp.status())));
         }
