@@ -3,6 +3,7 @@
 mod block;
 mod envelope;
 mod error;
+mod extended;
 mod hash;
 mod header;
 mod keys;
@@ -15,6 +16,7 @@ mod varint;
 pub use block::{BlockReader, BlockSummary};
 pub use envelope::{ENCODING_UTF8, EnvelopeError, JsonEnvelope, MIMETYPE_JSON, sign_payload, verify_payload};
 pub use error::ParseError;
+pub use extended::{EF_MARKER, ExtendedTx, Prevout, is_extended, parse_extended, read_extended};
 pub use hash::{BlockHash, HashParseError, Txid, merkle_parent, sha256d};
 pub use header::BlockHeader;
 pub use keys::{KeyError, KeyNetwork, PrivateKey, PublicKey};

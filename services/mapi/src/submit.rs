@@ -223,6 +223,9 @@ pub async fn submit(
     // 1. Checks that need neither the database nor a node.
     let mut pre: Vec<(usize, TxResult)> = Vec::new();
     let mut parsed: Vec<(usize, Txid, Vec<u8>, SubmitOptions)> = Vec::new();
+    // Extended Format transactions bring their inputs' values and scripts: no `gettxouts` for
+    // them (the node still validates the inputs, and a signature commits to the amount).
+    let mut ef_prevouts: HashMap<Txid, Vec<bsv_primitives::Prevout>> = HashMap::new();
     let mut seen = HashSet::new();
     for (index, item) in items.into_iter().enumerate() {
         let raw = match (&item.raw_bytes, &item.raw_hex) {
@@ -238,6 +241,18 @@ pub async fn submit(
                 pre.push((index, failure(None, "RawTx is required", false)));
                 continue;
             }
+        };
+        let (raw, prevouts) = if bsv_primitives::is_extended(&raw) {
+            match bsv_primitives::parse_extended(&raw) {
+                // Stored and sent as the standard serialisation; the txid is its hash.
+                Ok(ef) => (ef.standard, Some(ef.prevouts)),
+                Err(_) => {
+                    pre.push((index, failure(None, "Can not parse transaction", false)));
+                    continue;
+                }
+            }
+        } else {
+            (raw, None)
         };
         let txid = Txid::from_internal(sha256d(&raw));
         if let Some(f) = item.options.merkle_format.as_deref().filter(|f| !f.is_empty() && *f != "TSC") {
@@ -257,6 +272,9 @@ pub async fn submit(
         if let Err(problems) = validate_options(&item.options) {
             pre.push((index, failure(Some(txid), problems, false)));
             continue;
+        }
+        if let Some(p) = prevouts {
+            ef_prevouts.insert(txid, p);
         }
         parsed.push((index, txid, raw, item.options));
     }
@@ -289,7 +307,10 @@ pub async fn submit(
         })
         .collect();
     let mut wanted: Vec<TxOutRef> = Vec::new();
-    for (_, _, _, tx, _) in &parsed_txs {
+    for (_, txid, _, tx, _) in &parsed_txs {
+        if ef_prevouts.contains_key(txid) {
+            continue;
+        }
         for op in tx.spent_outpoints() {
             if !in_batch.contains_key(&op.txid) {
                 wanted.push(TxOutRef { txid: op.txid, n: op.vout });
@@ -373,7 +394,17 @@ pub async fn submit(
         let mut missing = false;
         let mut already_in_mempool = false;
         let mut conflicted: Vec<ConflictedTx> = Vec::new();
-        for op in tx.spent_outpoints() {
+        let from_ef = ef_prevouts.get(&txid);
+        for p in from_ef.into_iter().flatten() {
+            input_sum = input_sum.saturating_add(i64::try_from(p.satoshis).unwrap_or(i64::MAX));
+            // Confirmations are not known from the transaction: no consolidation exemption.
+            facts.push(PrevoutFacts {
+                script_len: p.locking_script.len() as u64,
+                confirmations: 0,
+                is_standard: false,
+            });
+        }
+        for op in tx.spent_outpoints().filter(|_| from_ef.is_none()) {
             if let Some(parent) = in_batch.get(&op.txid) {
                 match parent.get(op.vout as usize) {
                     Some((v, len)) => {

@@ -154,6 +154,26 @@ pub async fn submit_txs(
             let mut items = Vec::new();
             loop {
                 let start = body.len() - stream.len();
+                if bsv_primitives::is_extended(stream) {
+                    // Extended Format in the stream: its own reader says where it ends.
+                    match bsv_primitives::read_extended(stream, &ParseLimits::default()) {
+                        Ok(_) if items.len() == max => return Err(too_many()),
+                        Ok((_, used)) => {
+                            items.push(SubmitItem {
+                                raw_hex: None,
+                                raw_bytes: Some(stream[..used].to_vec()),
+                                options: options.clone(),
+                            });
+                            stream = &stream[used..];
+                            continue;
+                        }
+                        Err(_) => {
+                            return Err(ApiError::bad_request(
+                                "Unable to parse incoming stream of transactions",
+                            ));
+                        }
+                    }
+                }
                 match Transaction::read_from(&mut stream, &ParseLimits::default()) {
                     Ok(Some(_)) if items.len() == max => return Err(too_many()),
                     Ok(Some(_)) => {

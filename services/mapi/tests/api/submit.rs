@@ -381,3 +381,90 @@ async fn dsnt_warnings_callbacks_stored_and_the_fee_check_can_be_disabled() {
     let p = submit_one(&free, As::Anonymous, json!({"rawtx": cheap})).await;
     assert_eq!(p.result_description, "", "no fee check: {p:?}");
 }
+
+/// The Extended Format of a standard transaction whose inputs spend `prevouts` (value, locking
+/// script), in input order.
+fn extended(hex: &str, prevouts: &[(u64, Vec<u8>)]) -> Vec<u8> {
+    let tx = Transaction::parse_hex(hex).unwrap();
+    let t = tx.as_chain_gang();
+    let mut out = t.version.to_le_bytes().to_vec();
+    out.extend_from_slice(&bsv_primitives::EF_MARKER);
+    bsv_primitives::write_varint(&mut out, t.inputs.len() as u64).unwrap();
+    for (input, (value, script)) in t.inputs.iter().zip(prevouts) {
+        out.extend_from_slice(&input.prev_output.hash.0);
+        out.extend_from_slice(&input.prev_output.index.to_le_bytes());
+        bsv_primitives::write_varint(&mut out, input.unlock_script.0.len() as u64).unwrap();
+        out.extend_from_slice(&input.unlock_script.0);
+        out.extend_from_slice(&input.sequence.to_le_bytes());
+        out.extend_from_slice(&value.to_le_bytes());
+        bsv_primitives::write_varint(&mut out, script.len() as u64).unwrap();
+        out.extend_from_slice(script);
+    }
+    bsv_primitives::write_varint(&mut out, t.outputs.len() as u64).unwrap();
+    for o in &t.outputs {
+        out.extend_from_slice(&o.satoshis.to_le_bytes());
+        bsv_primitives::write_varint(&mut out, o.lock_script.0.len() as u64).unwrap();
+        out.extend_from_slice(&o.lock_script.0);
+    }
+    out.extend_from_slice(&t.lock_time.to_le_bytes());
+    out
+}
+
+/// The value and locking script of the output `coin` (a `listunspent` entry).
+fn prevout_of(coin: &Value) -> (u64, Vec<u8>) {
+    let value = (coin["amount"].as_f64().unwrap() * 1e8).round() as u64;
+    (value, hex::decode(coin["scriptPubKey"].as_str().unwrap()).unwrap())
+}
+
+#[tokio::test]
+async fn extended_format_is_accepted_as_hex_and_binary_priced_from_its_own_prevouts_and_sent_standard() {
+    let (app, node) = app_with_node().await;
+    let coins = coins(&node).await;
+
+    // Hex in JSON: accepted under the standard txid, in the node's mempool as the standard bytes.
+    let hex = spend(&node, &coins[0], 1000, 0).await;
+    let ef = extended(&hex, &[prevout_of(&coins[0])]);
+    assert!(bsv_primitives::is_extended(&ef));
+    let p = submit_one(&app, As::Anonymous, json!({"rawtx": hex::encode(&ef)})).await;
+    assert_eq!(p.return_result, wire_model::mapi::ReturnResult::Success, "{p:?}");
+    assert_eq!(p.txid.map(|t| t.to_string()), Some(txid_of(&hex)));
+    let in_node = node.rpc("getrawtransaction", json!([txid_of(&hex), 0])).await;
+    assert_eq!(in_node, json!(hex), "the node got the standard serialisation");
+    // The same tx in standard form is the same transaction.
+    let again = submit_one(&app, As::Anonymous, json!({"rawtx": hex})).await;
+    assert_eq!(again.result_description, "Already known");
+
+    // Binary: two EF transactions in one stream.
+    let (h1, h2) = (spend(&node, &coins[1], 1000, 0).await, spend(&node, &coins[2], 1000, 0).await);
+    let body = [extended(&h1, &[prevout_of(&coins[1])]), extended(&h2, &[prevout_of(&coins[2])])].concat();
+    let resp = app
+        .request(reqwest::Method::POST, "/mapi/txs", As::Anonymous)
+        .header("content-type", "application/octet-stream")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let env: JsonEnvelope = resp.json().await.unwrap();
+    let batch: SubmitTxsPayload = env.payload_as().unwrap();
+    assert_eq!(batch.failure_count, 0, "{batch:?}");
+    let mempool = node.rpc("getrawmempool", json!([])).await;
+    for h in [&h1, &h2] {
+        assert!(mempool.as_array().unwrap().contains(&json!(txid_of(h))));
+    }
+
+    // The fee is computed from the transaction's own prevouts, not the node's: one that declares
+    // its input worth exactly its outputs pays no fee and is refused before any node sees it.
+    let h3 = spend(&node, &coins[3], 1000, 0).await;
+    let outputs: u64 = Transaction::parse_hex(&h3).unwrap().output_values().map(|v| v as u64).sum();
+    let lying = extended(&h3, &[(outputs, prevout_of(&coins[3]).1)]);
+    let p = submit_one(&app, As::Anonymous, json!({"rawtx": hex::encode(lying)})).await;
+    assert_eq!(p.result_description, "Not enough fees", "{p:?}");
+    let mempool = node.rpc("getrawmempool", json!([])).await;
+    assert!(!mempool.as_array().unwrap().contains(&json!(txid_of(&h3))));
+    // A truncated EF is a parse failure, not a 500.
+    let mut cut = extended(&h3, &[prevout_of(&coins[3])]);
+    cut.truncate(cut.len() - 5);
+    let p = submit_one(&app, As::Anonymous, json!({"rawtx": hex::encode(cut)})).await;
+    assert_eq!(p.result_description, "Can not parse transaction");
+}
