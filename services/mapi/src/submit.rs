@@ -195,37 +195,87 @@ fn node_verdicts(answer: &SendRawTransactionsResult) -> HashMap<Txid, NodeVerdic
     out
 }
 
-/// Submits a batch for `caller`.
+/// What every step of one submission shares: the caller, its quotes and the nodes.
+struct Context<'a> {
+    state: &'a AppState,
+    identity: Option<(&'a str, &'a str)>,
+    quotes: Vec<Quote>,
+    nodes: Vec<(nodes::NodeRow, node_client::RpcClient)>,
+    now: OffsetDateTime,
+}
+
+impl Context<'_> {
+    /// The caller's quotes valid now (the reference's selection).
+    fn valid_quotes(&self) -> Vec<&Quote> {
+        let expiry = time::Duration::minutes(i64::from(self.state.settings.quote_expiry_minutes));
+        quotes::valid(&self.quotes, self.now, expiry)
+    }
+}
+
+/// Results decided before any node is asked, by request position.
+type Early = Vec<(usize, TxResult)>;
+
+/// A transaction whose bytes decoded: its standard serialisation, and the prevouts an Extended
+/// Format transaction brought.
+struct Decoded {
+    index: usize,
+    txid: Txid,
+    raw: Vec<u8>,
+    options: SubmitOptions,
+    ef_prevouts: Option<Vec<bsv_primitives::Prevout>>,
+}
+
+/// A decoded transaction that parsed.
+struct Parsed {
+    decoded: Decoded,
+    tx: Transaction,
+}
+
+/// What is known of the inputs: outputs of transactions in the same batch (value, locking script
+/// length), and the nodes' `gettxouts` answer for the rest (`Err` when it failed).
+struct Inputs {
+    in_batch: HashMap<Txid, Vec<(i64, u64)>>,
+    prevouts: Result<HashMap<bsv_primitives::OutPoint, node_client::rpc_types::TxOutInfo>, ()>,
+}
+
+/// Submits a batch for `caller`: validate, look up, price, persist, send, merge.
 pub async fn submit(
     state: &AppState,
     caller: &TrustedCaller,
     items: Vec<SubmitItem>,
 ) -> Result<BatchOutcome, ApiError> {
-    let now = OffsetDateTime::now_utc();
     let identity = caller.identity.as_ref().map(|(i, p)| (i.as_str(), p.as_str()));
-    let (all_quotes, nodes) =
-        tokio::join!(quotes::cached_for_identity(state, identity), nodes::clients(state));
-    let (all_quotes, nodes) = (all_quotes?, nodes?);
-
-    let expiry = time::Duration::minutes(i64::from(state.settings.quote_expiry_minutes));
-    let valid_quotes: Vec<&Quote> = quotes::valid(&all_quotes, now, expiry);
-    if valid_quotes.is_empty() && !state.settings.check_fee_disabled {
+    let (quotes, nodes) = tokio::join!(quotes::cached_for_identity(state, identity), nodes::clients(state));
+    let cx = Context { state, identity, quotes: quotes?, nodes: nodes?, now: OffsetDateTime::now_utc() };
+    if cx.valid_quotes().is_empty() && !state.settings.check_fee_disabled {
         return Err(ApiError::new(ErrorKind::Internal, "No fee quotes available"));
     }
-    let m = &state.metrics;
-    m.requests.inc();
-    if identity.is_some() {
-        m.tx_authenticated_user.inc_by(items.len() as u64);
-    } else {
-        m.tx_anonymous_user.inc_by(items.len() as u64);
-    }
+    count_request(&cx, items.len());
+    let mut early: Early = Vec::new();
+    let decoded = decode(items, &mut early);
+    let parsed = parse(decoded, &mut early);
+    let (stored, inputs) = look_up(&cx, &parsed).await?;
+    let candidates = skip_settled(&cx, parsed, &stored, &mut early);
+    let to_send = price(&cx, candidates, &inputs, &mut early).await;
+    let registered = persist(&cx, &to_send).await?;
+    let sent = send_and_merge(&cx, &to_send, registered).await?;
+    Ok(in_reference_order(&state.metrics, early, sent))
+}
 
-    // 1. Checks that need neither the database nor a node.
-    let mut pre: Vec<(usize, TxResult)> = Vec::new();
-    let mut parsed: Vec<(usize, Txid, Vec<u8>, SubmitOptions)> = Vec::new();
-    // Extended Format transactions bring their inputs' values and scripts: no `gettxouts` for
-    // them (the node still validates the inputs, and a signature commits to the amount).
-    let mut ef_prevouts: HashMap<Txid, Vec<bsv_primitives::Prevout>> = HashMap::new();
+fn count_request(cx: &Context<'_>, n: usize) {
+    let m = &cx.state.metrics;
+    m.requests.inc();
+    if cx.identity.is_some() {
+        m.tx_authenticated_user.inc_by(n as u64);
+    } else {
+        m.tx_anonymous_user.inc_by(n as u64);
+    }
+}
+
+/// Step 1, no I/O: the bytes (hex or binary; Extended Format read to its standard form), the
+/// Merkle format, duplicates within the request, the callback options.
+fn decode(items: Vec<SubmitItem>, early: &mut Early) -> Vec<Decoded> {
+    let mut out = Vec::new();
     let mut seen = HashSet::new();
     for (index, item) in items.into_iter().enumerate() {
         let raw = match (&item.raw_bytes, &item.raw_hex) {
@@ -233,21 +283,23 @@ pub async fn submit(
             (None, Some(h)) if !h.trim().is_empty() => match hex::decode(h.trim()) {
                 Ok(b) => b,
                 Err(_) => {
-                    pre.push((index, failure(None, "Invalid characters in rawTx", false)));
+                    early.push((index, failure(None, "Invalid characters in rawTx", false)));
                     continue;
                 }
             },
             _ => {
-                pre.push((index, failure(None, "RawTx is required", false)));
+                early.push((index, failure(None, "RawTx is required", false)));
                 continue;
             }
         };
-        let (raw, prevouts) = if bsv_primitives::is_extended(&raw) {
+        // Extended Format transactions bring their inputs' values and scripts: no `gettxouts`
+        // for them (the node still validates the inputs, and a signature commits to the amount).
+        let (raw, ef_prevouts) = if bsv_primitives::is_extended(&raw) {
             match bsv_primitives::parse_extended(&raw) {
                 // Stored and sent as the standard serialisation; the txid is its hash.
                 Ok(ef) => (ef.standard, Some(ef.prevouts)),
                 Err(_) => {
-                    pre.push((index, failure(None, "Can not parse transaction", false)));
+                    early.push((index, failure(None, "Can not parse transaction", false)));
                     continue;
                 }
             }
@@ -256,77 +308,76 @@ pub async fn submit(
         };
         let txid = Txid::from_internal(sha256d(&raw));
         if let Some(f) = item.options.merkle_format.as_deref().filter(|f| !f.is_empty() && *f != "TSC") {
-            pre.push((
+            early.push((
                 index,
                 failure(Some(txid), format!("Invalid merkle format {f}. Supported formats: TSC."), false),
             ));
             continue;
         }
         if !seen.insert(txid) {
-            pre.push((
+            early.push((
                 index,
                 failure(Some(txid), "Transaction with this id occurs more than once within request", false),
             ));
             continue;
         }
         if let Err(problems) = validate_options(&item.options) {
-            pre.push((index, failure(Some(txid), problems, false)));
+            early.push((index, failure(Some(txid), problems, false)));
             continue;
         }
-        if let Some(p) = prevouts {
-            ef_prevouts.insert(txid, p);
-        }
-        parsed.push((index, txid, raw, item.options));
+        out.push(Decoded { index, txid, raw, options: item.options, ef_prevouts });
     }
+    out
+}
 
-    // 2. Parse, then look up stored rows and the prevouts at the same time (the node's
-    //    `gettxouts` is the slowest call of a submission; nothing else waits behind it).
-    let mut parsed_txs: Vec<(usize, Txid, Vec<u8>, Transaction, SubmitOptions)> = Vec::new();
-    for (index, txid, raw, options) in parsed {
-        match Transaction::parse(&raw) {
-            Ok(tx) if tx.is_coinbase() => pre.push((
-                index,
-                failure(Some(txid), "Invalid transaction - coinbase transactions are not accepted", false),
+/// Step 2: parse; coinbase transactions are refused.
+fn parse(decoded: Vec<Decoded>, early: &mut Early) -> Vec<Parsed> {
+    let mut out = Vec::new();
+    for d in decoded {
+        match Transaction::parse(&d.raw) {
+            Ok(tx) if tx.is_coinbase() => early.push((
+                d.index,
+                failure(Some(d.txid), "Invalid transaction - coinbase transactions are not accepted", false),
             )),
-            Ok(tx) => parsed_txs.push((index, txid, raw, tx, options)),
-            Err(_) => pre.push((index, failure(Some(txid), "Can not parse transaction", false))),
+            Ok(tx) => out.push(Parsed { decoded: d, tx }),
+            Err(_) => early.push((d.index, failure(Some(d.txid), "Can not parse transaction", false))),
         }
     }
+    out
+}
+
+/// Step 3: the stored rows of these transactions and the inputs they spend, at the same time
+/// (the node's `gettxouts` is the slowest call of a submission; nothing else waits behind it).
+async fn look_up(
+    cx: &Context<'_>,
+    parsed: &[Parsed],
+) -> Result<(HashMap<Txid, txstore::StoredTx>, Inputs), ApiError> {
+    let m = &cx.state.metrics;
     // Parents in the same batch are used directly: (value, locking script length) per output.
-    let in_batch: HashMap<Txid, Vec<(i64, u64)>> = parsed_txs
+    let in_batch: HashMap<Txid, Vec<(i64, u64)>> = parsed
         .iter()
-        .map(|c| {
-            (
-                c.1,
-                c.3.as_chain_gang()
-                    .outputs
-                    .iter()
-                    .map(|o| (o.satoshis, o.lock_script.0.len() as u64))
-                    .collect(),
-            )
+        .map(|p| {
+            let outputs = p.tx.as_chain_gang().outputs.iter();
+            (p.decoded.txid, outputs.map(|o| (o.satoshis, o.lock_script.0.len() as u64)).collect())
         })
         .collect();
-    let mut wanted: Vec<TxOutRef> = Vec::new();
-    for (_, txid, _, tx, _) in &parsed_txs {
-        if ef_prevouts.contains_key(txid) {
-            continue;
-        }
-        for op in tx.spent_outpoints() {
-            if !in_batch.contains_key(&op.txid) {
-                wanted.push(TxOutRef { txid: op.txid, n: op.vout });
-            }
-        }
-    }
+    let mut wanted: Vec<TxOutRef> = parsed
+        .iter()
+        .filter(|p| p.decoded.ef_prevouts.is_none())
+        .flat_map(|p| p.tx.spent_outpoints())
+        .filter(|op| !in_batch.contains_key(&op.txid))
+        .map(|op| TxOutRef { txid: op.txid, n: op.vout })
+        .collect();
     wanted.sort_by_key(|r| (r.txid, r.n));
     wanted.dedup();
-    let txids: Vec<Txid> = parsed_txs.iter().map(|p| p.1).collect();
+    let txids: Vec<Txid> = parsed.iter().map(|p| p.decoded.txid).collect();
     let timed_prevouts = async {
         let timer = m.gettxouts_duration.start_timer();
         let prevouts = if wanted.is_empty() {
             Ok(Ok(HashMap::new()))
         } else {
-            let clients = nodes.iter().map(|(_, c)| c.clone()).collect();
-            state.io.prevouts.call((clients, wanted.clone())).await
+            let clients = cx.nodes.iter().map(|(_, c)| c.clone()).collect();
+            cx.state.io.prevouts.call((clients, wanted.clone())).await
         };
         timer.observe_duration();
         prevouts
@@ -335,131 +386,169 @@ pub async fn submit(
         if txids.is_empty() {
             return Ok(HashMap::new());
         }
-        state.io.lookup.call(txids.clone()).await.map_err(refused)?
+        cx.state.io.lookup.call(txids.clone()).await.map_err(refused)?
     };
     let (stored, prevouts) = tokio::join!(lookup, timed_prevouts);
-    let (stored, prevouts) = (stored?, prevouts.map_err(refused)?);
+    Ok((stored?, Inputs { in_batch, prevouts: prevouts.map_err(refused)? }))
+}
 
-    // 3. Already stored?
-    let mut candidates: Vec<(usize, Txid, Transaction, SubmitOptions)> = Vec::new();
-    for (index, txid, raw, tx, options) in parsed_txs {
+/// Step 4: transactions stored before are "Already known" when settled, refused when submitted
+/// with other parameters (or by another caller), and otherwise go on.
+fn skip_settled(
+    cx: &Context<'_>,
+    parsed: Vec<Parsed>,
+    stored: &HashMap<Txid, txstore::StoredTx>,
+    early: &mut Early,
+) -> Vec<Parsed> {
+    let mut out = Vec::new();
+    for p in parsed {
+        let (index, txid, options) = (p.decoded.index, p.decoded.txid, &p.decoded.options);
         if let Some(s) = stored.get(&txid).filter(|s| s.tx_status != STATUS_NODE_REJECTED) {
             let same_params = s.callback_url.as_deref() == options.callback_url.as_deref()
                 && s.merkle_proof == options.merkle_proof
                 && s.ds_check == options.ds_check;
-            let same_owner = s.identity.as_deref() == identity.map(|i| i.0)
-                && s.identity_provider.as_deref() == identity.map(|i| i.1);
+            let same_owner = s.identity.as_deref() == cx.identity.map(|i| i.0)
+                && s.identity_provider.as_deref() == cx.identity.map(|i| i.1);
             if !same_params || (s.tx_status != 0 && !same_owner) {
-                pre.push((
+                early.push((
                     index,
                     failure(Some(txid), "Transaction already submitted with different parameters.", false),
                 ));
                 continue;
             }
-            if txstore::is_settled(s.tx_status) && !state.settings.resubmit_known_transactions {
-                let warnings = if options.ds_check { dsnt_warning_of_raw(&raw) } else { Vec::new() };
-                pre.push((index, success(txid, "Already known", warnings)));
+            if txstore::is_settled(s.tx_status) && !cx.state.settings.resubmit_known_transactions {
+                let warnings =
+                    if options.ds_check { dsnt_warning_of_raw(&p.decoded.raw) } else { Vec::new() };
+                early.push((index, success(txid, "Already known", warnings)));
                 continue;
             }
         }
-        candidates.push((index, txid, tx, options));
+        out.push(p);
     }
+    out
+}
+
+/// What the inputs of one transaction add up to.
+struct Spent {
+    sum: i64,
+    facts: Vec<PrevoutFacts>,
+    missing: bool,
+    already_in_mempool: bool,
+    conflicted: Vec<ConflictedTx>,
+}
+
+/// The inputs of `p`: from its Extended Format, its batch, or the nodes.
+fn spent_by(
+    p: &Parsed,
+    inputs: &Inputs,
+    prevouts: &HashMap<bsv_primitives::OutPoint, node_client::rpc_types::TxOutInfo>,
+) -> Spent {
+    let mut s = Spent {
+        sum: 0,
+        facts: Vec::new(),
+        missing: false,
+        already_in_mempool: false,
+        conflicted: Vec::new(),
+    };
+    if let Some(ef) = &p.decoded.ef_prevouts {
+        for prevout in ef {
+            s.sum = s.sum.saturating_add(i64::try_from(prevout.satoshis).unwrap_or(i64::MAX));
+            // Confirmations are not known from the transaction: no consolidation exemption.
+            let script_len = prevout.locking_script.len() as u64;
+            s.facts.push(PrevoutFacts { script_len, confirmations: 0, is_standard: false });
+        }
+        return s;
+    }
+    for op in p.tx.spent_outpoints() {
+        if let Some(parent) = inputs.in_batch.get(&op.txid) {
+            match parent.get(op.vout as usize) {
+                Some((v, len)) => {
+                    s.sum = s.sum.saturating_add(*v);
+                    s.facts.push(PrevoutFacts { script_len: *len, confirmations: 0, is_standard: true });
+                }
+                None => s.missing = true,
+            }
+            continue;
+        }
+        match prevouts.get(&op) {
+            Some(info) if info.error.is_none() => {
+                s.sum = s.sum.saturating_add(info.satoshis().unwrap_or(0));
+                s.facts.push(PrevoutFacts {
+                    script_len: info.script_pub_key_len.unwrap_or(0),
+                    confirmations: info.confirmations.unwrap_or(0),
+                    is_standard: info.is_standard.unwrap_or(false),
+                });
+            }
+            Some(info) => {
+                s.missing = true;
+                if let Some(c) = &info.collided_with {
+                    if c.txid == p.decoded.txid {
+                        s.already_in_mempool = true;
+                    } else if !s.conflicted.iter().any(|x| x.txid == c.txid) {
+                        s.conflicted.push(ConflictedTx { txid: c.txid, size: c.size, hex: c.hex.clone() });
+                    }
+                }
+            }
+            None => s.missing = true,
+        }
+    }
+    s
+}
+
+/// Step 5: per transaction, its inputs (missing ones, or already mined), the fee against the
+/// caller's valid quotes (or a free consolidation), and the DSNT warning.
+async fn price(cx: &Context<'_>, candidates: Vec<Parsed>, inputs: &Inputs, early: &mut Early) -> Vec<ToSend> {
+    let state = cx.state;
+    let m = &state.metrics;
+    let valid_quotes = cx.valid_quotes();
     // The node's consolidation parameters (none known: no consolidation exemption).
     let network = if candidates.is_empty() {
         serde_json::Map::new()
     } else {
-        let mut extra = state.network_info.get(&nodes).await.unwrap_or_default();
+        let mut extra = state.network_info.get(&cx.nodes).await.unwrap_or_default();
         extra.entry("minconsolidationfactor").or_insert(0.into());
         extra
     };
-
     // Per valid quote, once per request: its fees and its consolidation parameters.
     let priced: Vec<(&Quote, Vec<wire_model::mapi::Fee>)> =
         valid_quotes.iter().map(|q| (*q, q.fees())).collect();
     let consolidation_params: Vec<(&Quote, Params)> =
         valid_quotes.iter().map(|q| (*q, Params::from(&network, q.policies_object().as_ref()))).collect();
-
-    // 4. Per transaction: inputs, fees, warnings.
-    let mut to_send: Vec<ToSend> = Vec::new();
-    for (index, txid, tx, options) in candidates {
-        let prevouts = match &prevouts {
-            Ok(p) => p,
+    let mut to_send = Vec::new();
+    for p in candidates {
+        let (index, txid) = (p.decoded.index, p.decoded.txid);
+        let prevouts = match &inputs.prevouts {
+            Ok(prevouts) => prevouts,
             Err(()) => {
-                pre.push((index, failure(Some(txid), "Error fetching inputs", true)));
+                early.push((index, failure(Some(txid), "Error fetching inputs", true)));
                 continue;
             }
         };
-        let mut input_sum: i64 = 0;
-        let mut facts: Vec<PrevoutFacts> = Vec::new();
-        let mut missing = false;
-        let mut already_in_mempool = false;
-        let mut conflicted: Vec<ConflictedTx> = Vec::new();
-        let from_ef = ef_prevouts.get(&txid);
-        for p in from_ef.into_iter().flatten() {
-            input_sum = input_sum.saturating_add(i64::try_from(p.satoshis).unwrap_or(i64::MAX));
-            // Confirmations are not known from the transaction: no consolidation exemption.
-            facts.push(PrevoutFacts {
-                script_len: p.locking_script.len() as u64,
-                confirmations: 0,
-                is_standard: false,
-            });
-        }
-        for op in tx.spent_outpoints().filter(|_| from_ef.is_none()) {
-            if let Some(parent) = in_batch.get(&op.txid) {
-                match parent.get(op.vout as usize) {
-                    Some((v, len)) => {
-                        input_sum = input_sum.saturating_add(*v);
-                        facts.push(PrevoutFacts { script_len: *len, confirmations: 0, is_standard: true });
-                    }
-                    None => missing = true,
-                }
-                continue;
-            }
-            match prevouts.get(&op) {
-                Some(info) if info.error.is_none() => {
-                    input_sum = input_sum.saturating_add(info.satoshis().unwrap_or(0));
-                    facts.push(PrevoutFacts {
-                        script_len: info.script_pub_key_len.unwrap_or(0),
-                        confirmations: info.confirmations.unwrap_or(0),
-                        is_standard: info.is_standard.unwrap_or(false),
-                    });
-                }
-                Some(info) => {
-                    missing = true;
-                    if let Some(c) = &info.collided_with {
-                        if c.txid == txid {
-                            already_in_mempool = true;
-                        } else if !conflicted.iter().any(|x| x.txid == c.txid) {
-                            conflicted.push(ConflictedTx { txid: c.txid, size: c.size, hex: c.hex.clone() });
-                        }
-                    }
-                }
-                None => missing = true,
-            }
-        }
-        if missing && !already_in_mempool {
-            if is_mined(&nodes, &txid).await {
-                pre.push((index, success(txid, "Transaction already mined into block", Vec::new())));
+        let spent = spent_by(&p, inputs, prevouts);
+        let tx = &p.tx;
+        if spent.missing && !spent.already_in_mempool {
+            if is_mined(&cx.nodes, &txid).await {
+                early.push((index, success(txid, "Transaction already mined into block", Vec::new())));
                 continue;
             }
             m.tx_missing_inputs.inc();
             let mut result = failure(Some(txid), "Missing inputs", false);
-            result.conflicted_with = (!conflicted.is_empty()).then_some(conflicted);
-            pre.push((index, result));
+            result.conflicted_with = (!spent.conflicted.is_empty()).then_some(spent.conflicted);
+            early.push((index, result));
             continue;
         }
         if tx.output_values().any(|v| v < 0) {
-            pre.push((index, failure(Some(txid), "Negative inputs are not allowed", false)));
+            early.push((index, failure(Some(txid), "Negative inputs are not allowed", false)));
             continue;
         }
-        let paid = input_sum.saturating_sub(tx.output_values().fold(0i64, |a, v| a.saturating_add(v)));
+        let paid = spent.sum.saturating_sub(tx.output_values().fold(0i64, |a, v| a.saturating_add(v)));
         let free = FeeVerdict { ok_to_mine: true, ok_to_relay: true };
         // A consolidation under any valid quote is free (its parameters may come from the quote).
         let consolidating = consolidation_params
             .iter()
-            .find(|(_, params)| is_consolidation(&tx, &facts, params))
+            .find(|(_, params)| is_consolidation(tx, &spent.facts, params))
             .map(|(q, _)| *q);
-        let (verdict, quote) = if state.settings.check_fee_disabled || already_in_mempool {
+        let (verdict, quote) = if state.settings.check_fee_disabled || spent.already_in_mempool {
             (free, valid_quotes.first().copied())
         } else if let Some(q) = consolidating {
             (free, Some(q))
@@ -467,12 +556,12 @@ pub async fn submit(
             match fees::best(&priced, paid, tx.fee_bytes()) {
                 Some((q, v)) if v.score() > 0 => (v, Some(q)),
                 _ => {
-                    pre.push((index, failure(Some(txid), "Not enough fees", false)));
+                    early.push((index, failure(Some(txid), "Not enough fees", false)));
                     continue;
                 }
             }
         };
-        let warnings = if options.ds_check && !has_dsnt_output(&tx) {
+        let warnings = if p.decoded.options.ds_check && !has_dsnt_output(tx) {
             vec![MISSING_DSNT.to_owned()]
         } else {
             Vec::new()
@@ -486,11 +575,21 @@ pub async fn submit(
             policies: quote.and_then(Quote::policies_object),
             warnings,
             spends: tx.spent_outpoints().collect(),
-            options,
+            options: p.decoded.options,
         });
     }
+    to_send
+}
 
-    // 5. Store before sending: nothing a client is told was accepted can be lost.
+/// Step 6: store before sending (nothing a client is told was accepted can be lost), and register
+/// with block-parser at the same time so that no block mined after the nodes took a transaction
+/// goes unnoticed (a failed registration is retried by the registration worker). Returns whether
+/// block-parser took the registration.
+async fn persist(cx: &Context<'_>, to_send: &[ToSend]) -> Result<bool, ApiError> {
+    if to_send.is_empty() {
+        return Ok(false);
+    }
+    let identity = cx.identity;
     let rows: Vec<NewTx> = to_send
         .iter()
         .map(|s| NewTx {
@@ -510,124 +609,138 @@ pub async fn submit(
             identity_provider: identity.map(|i| i.1.to_owned()),
         })
         .collect();
-    //    Registered with block-parser at the same time, so no block mined after the nodes took
-    //    it goes unnoticed (a failed registration is retried by the registration worker).
-    let mut registered = false;
-    if !rows.is_empty() {
-        let registration = registration_of(&to_send);
-        let (inserted, reg) = tokio::join!(state.io.insert.call(rows), state.io.register.call(registration));
-        inserted.map_err(refused)??;
-        registered = matches!(reg, Ok(Ok(())));
-    }
+    let registration = registration_of(to_send);
+    let io = &cx.state.io;
+    let (inserted, reg) = tokio::join!(io.insert.call(rows), io.register.call(registration));
+    inserted.map_err(refused)??;
+    Ok(matches!(reg, Ok(Ok(()))))
+}
 
-    // 6. One call per node, all nodes at once; merge per transaction, best answer wins.
-    let mut node_results: Vec<(usize, TxResult)> = Vec::new();
-    if !to_send.is_empty() {
-        let batch: Vec<SendRawTx> = to_send
-            .iter()
-            .map(|s| SendRawTx {
-                hex: hex::encode(&s.raw),
-                allowhighfees: false,
-                dontcheckfee: s.verdict.ok_to_mine,
-                // The ancestors of a dsCheck transaction are watched for double spends too.
-                listunconfirmedancestors: s.options.ds_check,
-                config: s.policies.clone(),
-            })
-            .collect();
-        m.tx_sent_to_node.inc_by(batch.len() as u64);
-        let timer = m.sendrawtxs_duration.start_timer();
-        let timeout = std::time::Duration::from_millis(state.settings.node_rpc_timeout_ms);
-        let senders = nodes
-            .iter()
-            .map(|(row, _)| state.node_clients.sender(row, timeout))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| ApiError::internal(&e))?;
-        let txids: Vec<Txid> = to_send.iter().map(|s| s.txid).collect();
-        let answers = futures_util::future::join_all(senders.iter().map(|sender| {
-            let req = (txids.clone(), batch.clone());
-            async move {
-                match sender.call(req).await {
-                    Ok(answer) => answer,
-                    Err(Refused::Full) => Err(SendError::busy()),
-                    Err(Refused::Stopped) => Err(SendError::worker_gone()),
-                }
+/// Step 7: one `sendrawtransactions` per node, all nodes at once; per transaction the best answer
+/// of any node wins; the answers are recorded (and the inputs of accepted dsCheck transactions
+/// and their unconfirmed ancestors watched).
+async fn send_and_merge(cx: &Context<'_>, to_send: &[ToSend], registered: bool) -> Result<Early, ApiError> {
+    let mut node_results: Early = Vec::new();
+    if to_send.is_empty() {
+        return Ok(node_results);
+    }
+    let (state, m) = (cx.state, &cx.state.metrics);
+    let batch: Vec<SendRawTx> = to_send
+        .iter()
+        .map(|s| SendRawTx {
+            hex: hex::encode(&s.raw),
+            allowhighfees: false,
+            dontcheckfee: s.verdict.ok_to_mine,
+            // The ancestors of a dsCheck transaction are watched for double spends too.
+            listunconfirmedancestors: s.options.ds_check,
+            config: s.policies.clone(),
+        })
+        .collect();
+    m.tx_sent_to_node.inc_by(batch.len() as u64);
+    let timer = m.sendrawtxs_duration.start_timer();
+    let timeout = std::time::Duration::from_millis(state.settings.node_rpc_timeout_ms);
+    let senders = cx
+        .nodes
+        .iter()
+        .map(|(row, _)| state.node_clients.sender(row, timeout))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| ApiError::internal(&e))?;
+    let txids: Vec<Txid> = to_send.iter().map(|s| s.txid).collect();
+    let answers = futures_util::future::join_all(senders.iter().map(|sender| {
+        let req = (txids.clone(), batch.clone());
+        async move {
+            match sender.call(req).await {
+                Ok(answer) => answer,
+                Err(Refused::Full) => Err(SendError::busy()),
+                Err(Refused::Stopped) => Err(SendError::worker_gone()),
             }
-        }))
-        .await;
-        timer.observe_duration();
-        let answered: Vec<&SendRawTransactionsResult> =
-            answers.iter().filter_map(|a| a.as_ref().ok()).collect();
-        let any_answered = answers.iter().any(|a| !matches!(a, Err(e) if e.is_unreachable()));
-        m.any_bitcoind_responding.set(if any_answered { 1.0 } else { 0.0 });
-        if answered.is_empty() {
-            if answers.iter().all(|a| matches!(a, Err(e) if e.busy)) {
-                return Err(refused(Refused::Full));
-            }
-            m.tx_submit_exception.inc_by(batch.len() as u64);
-            let unreachable = answers.iter().all(|a| matches!(a, Err(e) if e.is_unreachable()));
-            if unreachable {
-                return Err(ApiError::unavailable("Failed to connect to node(s)."));
-            }
-            for a in &answers {
-                if let Err(e) = a {
-                    tracing::warn!(error = %e, "sendrawtransactions failed");
-                }
-            }
-            return Err(ApiError::new(
-                ErrorKind::Internal,
-                "Error while submitting transactions to the node - no response or error returned.",
-            ));
         }
-        let per_node: Vec<HashMap<Txid, NodeVerdict>> = answered.iter().map(|a| node_verdicts(a)).collect();
-        let mut accepted = Vec::new();
-        let mut rejected = Vec::new();
-        for s in &to_send {
-            let best = per_node
-                .iter()
-                .map(|m| m.get(&s.txid).cloned().unwrap_or(NodeVerdict::Accepted))
-                .min_by_key(NodeVerdict::rank)
-                .unwrap_or(NodeVerdict::Accepted);
-            let result = match best {
-                NodeVerdict::Accepted => {
-                    accepted.push(s.txid);
-                    success(s.txid, "", s.warnings.clone())
-                }
-                NodeVerdict::Known => {
-                    accepted.push(s.txid);
-                    success(s.txid, "Already known", s.warnings.clone())
-                }
-                NodeVerdict::Evicted => {
-                    rejected.push(s.txid);
-                    let mut r =
-                        failure(Some(s.txid), "Mempool error, retry again later. (details: evicted)", true);
-                    r.warnings = Some(s.warnings.clone());
-                    r
-                }
-                NodeVerdict::Retryable(description, conflicted)
-                | NodeVerdict::Invalid(description, conflicted) => {
-                    rejected.push(s.txid);
-                    let retryable = description.starts_with("Mempool error");
-                    let mut r = failure(Some(s.txid), description, retryable);
-                    r.conflicted_with = (!conflicted.is_empty()).then_some(conflicted);
-                    r
-                }
-            };
-            node_results.push((s.index, result));
-        }
-        m.tx_accepted_by_node.inc_by(accepted.len() as u64);
-        m.tx_rejected_by_node.inc_by(rejected.len() as u64);
-        let watched = watched_inputs(&to_send, &accepted, &answered);
-        let outcome = Outcome { accepted, rejected, authenticated: identity.is_some(), registered };
-        // The nodes have answered: recording it is not shed, whatever the queue holds.
-        state.io.record.call_or_run(outcome).await.map_err(refused)??;
-        if !watched.is_empty() {
-            txstore::record_watched_inputs(&state.db, &watched).await.map_err(ApiError::from)?;
+    }))
+    .await;
+    timer.observe_duration();
+    let answered: Vec<&SendRawTransactionsResult> = answers.iter().filter_map(|a| a.as_ref().ok()).collect();
+    let any_answered = answers.iter().any(|a| !matches!(a, Err(e) if e.is_unreachable()));
+    m.any_bitcoind_responding.set(if any_answered { 1.0 } else { 0.0 });
+    if answered.is_empty() {
+        return Err(no_node_answered(cx, &answers, batch.len()));
+    }
+    let per_node: Vec<HashMap<Txid, NodeVerdict>> = answered.iter().map(|a| node_verdicts(a)).collect();
+    let mut accepted = Vec::new();
+    let mut rejected = Vec::new();
+    for s in to_send {
+        let best = per_node
+            .iter()
+            .map(|m| m.get(&s.txid).cloned().unwrap_or(NodeVerdict::Accepted))
+            .min_by_key(NodeVerdict::rank)
+            .unwrap_or(NodeVerdict::Accepted);
+        let result = match best {
+            NodeVerdict::Accepted => {
+                accepted.push(s.txid);
+                success(s.txid, "", s.warnings.clone())
+            }
+            NodeVerdict::Known => {
+                accepted.push(s.txid);
+                success(s.txid, "Already known", s.warnings.clone())
+            }
+            NodeVerdict::Evicted => {
+                rejected.push(s.txid);
+                let mut r =
+                    failure(Some(s.txid), "Mempool error, retry again later. (details: evicted)", true);
+                r.warnings = Some(s.warnings.clone());
+                r
+            }
+            NodeVerdict::Retryable(description, conflicted)
+            | NodeVerdict::Invalid(description, conflicted) => {
+                rejected.push(s.txid);
+                let retryable = description.starts_with("Mempool error");
+                let mut r = failure(Some(s.txid), description, retryable);
+                r.conflicted_with = (!conflicted.is_empty()).then_some(conflicted);
+                r
+            }
+        };
+        node_results.push((s.index, result));
+    }
+    m.tx_accepted_by_node.inc_by(accepted.len() as u64);
+    m.tx_rejected_by_node.inc_by(rejected.len() as u64);
+    let watched = watched_inputs(to_send, &accepted, &answered);
+    let outcome = Outcome { accepted, rejected, authenticated: cx.identity.is_some(), registered };
+    // The nodes have answered: recording it is not shed, whatever the queue holds.
+    state.io.record.call_or_run(outcome).await.map_err(refused)??;
+    if !watched.is_empty() {
+        txstore::record_watched_inputs(&state.db, &watched).await.map_err(ApiError::from)?;
+    }
+    Ok(node_results)
+}
+
+/// The error when no node answered: busy (503 with `Retry-After`), unreachable (503), or every
+/// node failed (500, the reference's text).
+fn no_node_answered(
+    cx: &Context<'_>,
+    answers: &[Result<SendRawTransactionsResult, SendError>],
+    n: usize,
+) -> ApiError {
+    if answers.iter().all(|a| matches!(a, Err(e) if e.busy)) {
+        return refused(Refused::Full);
+    }
+    cx.state.metrics.tx_submit_exception.inc_by(n as u64);
+    if answers.iter().all(|a| matches!(a, Err(e) if e.is_unreachable())) {
+        return ApiError::unavailable("Failed to connect to node(s).");
+    }
+    for a in answers {
+        if let Err(e) = a {
+            tracing::warn!(error = %e, "sendrawtransactions failed");
         }
     }
+    ApiError::new(
+        ErrorKind::Internal,
+        "Error while submitting transactions to the node - no response or error returned.",
+    )
+}
 
-    // 7. The reference's order: pre-submit results in request order, then node results
-    //    (invalid, evicted, known, accepted), each in submission order.
-    pre.sort_by_key(|(i, _)| *i);
+/// Step 8: the reference's order: results decided early in request order, then the nodes'
+/// (invalid, evicted, known, accepted), each in submission order.
+fn in_reference_order(m: &crate::metrics::MapiMetrics, mut early: Early, mut sent: Early) -> BatchOutcome {
+    early.sort_by_key(|(i, _)| *i);
     let rank = |r: &TxResult| match (r.return_result, r.result_description.as_str()) {
         (ReturnResult::Failure, d)
             if !d.starts_with("Mempool error, retry again later. (details: evicted)") =>
@@ -638,13 +751,13 @@ pub async fn submit(
         (ReturnResult::Success, "Already known") => 2,
         _ => 3,
     };
-    node_results.sort_by_key(|(i, r)| (rank(r), *i));
-    let results: Vec<TxResult> = pre.into_iter().chain(node_results).map(|(_, r)| r).collect();
+    sent.sort_by_key(|(i, r)| (rank(r), *i));
+    let results: Vec<TxResult> = early.into_iter().chain(sent).map(|(_, r)| r).collect();
     let failure_count = results.iter().filter(|r| r.return_result == ReturnResult::Failure).count() as u32;
     m.tx_response_failure.inc_by(u64::from(failure_count));
     m.tx_response_success.inc_by(results.len() as u64 - u64::from(failure_count));
     m.tx_response_failure_retryable.inc_by(results.iter().filter(|r| r.failure_retryable).count() as u64);
-    Ok(BatchOutcome { results, failure_count })
+    BatchOutcome { results, failure_count }
 }
 
 /// What block-parser is to watch for these transactions: their ids, and the outpoints the dsCheck
