@@ -143,6 +143,26 @@ async fn account_of(state: &AppState, token: &str) -> Result<Option<Caller>, Api
         .map(|(a, token_id)| Caller::Account { account_id: a.account_id, token_id }))
 }
 
+/// A channel API credential: the account of a live master token, else passed on (a channel token
+/// is peer-channels' to judge). Credentials found to be no master token are remembered, so channel
+/// tokens cost no lookup after their first request.
+async fn master_or_pass_through(state: &AppState, token: &str) -> Result<Caller, ApiError> {
+    let digest = tokens::digest(token);
+    if state.not_master.contains(&digest) {
+        return Ok(Caller::PassThrough);
+    }
+    match accounts::store::by_token(&state.db, &digest).await? {
+        Some((account, token_id)) if !account.disabled => {
+            Ok(Caller::Account { account_id: account.account_id, token_id })
+        }
+        Some(_) => Ok(Caller::PassThrough),
+        None => {
+            state.not_master.insert(digest);
+            Ok(Caller::PassThrough)
+        }
+    }
+}
+
 /// Decides the caller of a proxied request by its route class.
 pub async fn authenticate(
     req: &HttpRequest,
@@ -187,7 +207,7 @@ pub async fn authenticate(
                 Bearer::Absent | Bearer::Malformed => None,
             };
             match token {
-                Some(token) => Ok(account_of(state, &token).await?.unwrap_or(Caller::PassThrough)),
+                Some(token) => Ok(master_or_pass_through(state, &token).await?),
                 None => Ok(Caller::PassThrough),
             }
         }

@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 
+pub mod not_master;
 pub mod accounts;
 pub mod auth;
 pub mod canonical;
@@ -61,6 +62,8 @@ pub struct AppState {
     pub sessions: sessions::Sessions,
     /// Cancelled when the gateway shuts down (proxied websockets close).
     pub shutdown: tokio_util::sync::CancellationToken,
+    /// Credentials known not to be master tokens (channel tokens), so they cost no lookup.
+    pub not_master: not_master::NotMaster,
 }
 
 /// Why the service could not start.
@@ -124,6 +127,7 @@ impl Application {
             trusted_proxies,
             sessions: sessions.clone(),
             shutdown: workers.shutdown_token(),
+            not_master: not_master::NotMaster::default(),
         });
         workers.spawn("sweeper", sweep(state.clone(), workers.shutdown_token()));
         workers.spawn(

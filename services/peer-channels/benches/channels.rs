@@ -1,28 +1,49 @@
-//! Peer-channels figures (never pass/fail): messages/s written and read at concurrency 1, 16 and
-//! 64, and websocket notification latency (write sent → frame received) with 1 000 subscribers,
-//! on one replica and across two replicas. Talks to the service directly (the gateway's cost is
-//! measured by its own bench). Run with `scripts/bench`; needs PostgreSQL.
+//! Peer-channels figures (never pass/fail): messages/s written through the gateway (one channel
+//! and 16 channels) and read, with the CPU µs per message of the gateway, peer-channels,
+//! PostgreSQL and this client (release processes; median of 3 runs of `BENCH_MESSAGES`, 5 000),
+//! and websocket notification latency (write sent → frame received) with 1 000 subscribers, on one
+//! replica and across two replicas. Run with `scripts/bench` (it builds the release binaries);
+//! needs PostgreSQL.
 #![allow(clippy::print_stdout, clippy::unwrap_used, clippy::expect_used)]
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use serde_json::{Value, json};
-use test_support::TestDatabase;
+use test_support::cpu::{CpuMeter, Watched};
+use test_support::{ServiceProcess, TestDatabase};
 
 const TOKEN: &str = "bench-internal-token-0123456789";
 
-async fn replica(db: &TestDatabase) -> String {
-    let env: HashMap<&str, String> =
-        HashMap::from([("DATABASE_URL", db.url().to_owned()), ("INTERNAL_TOKEN", TOKEN.to_owned())]);
-    let settings: peer_channels::settings::PeerChannelsSettings =
-        service_kit::settings::load_from(None, |k| env.get(k).cloned()).unwrap();
-    let app = peer_channels::Application::build(settings, test_support::local_listener()).await.unwrap();
-    let url = format!("http://127.0.0.1:{}", app.port());
-    tokio::spawn(app.run_until_stopped());
-    url
+fn binary(name: &str) -> String {
+    let path = test_support::workspace_root().join("target/release").join(name);
+    assert!(path.exists(), "{} is missing: run `cargo build --release -p {name}`", path.display());
+    path.to_string_lossy().into_owned()
+}
+
+/// A peer-channels replica as its own release process.
+async fn replica(db: &TestDatabase) -> ServiceProcess {
+    let env: HashMap<&str, String> = HashMap::from([
+        ("DATABASE_URL", db.url().to_owned()),
+        ("INTERNAL_TOKEN", TOKEN.to_owned()),
+        ("RUST_LOG", "warn".to_owned()),
+        ("BLOCK_PARSER_URL", format!("http://127.0.0.1:{}", test_support::free_port())),
+        ("TIPS_POLL_INTERVAL_MS", "0".to_owned()),
+    ]);
+    ServiceProcess::start(&binary("peer-channels"), &env).await
+}
+
+/// A gateway process in front of `peer_channels`.
+async fn gateway(db: &TestDatabase, peer_channels: &str) -> ServiceProcess {
+    let env: HashMap<&str, String> = HashMap::from([
+        ("DATABASE_URL", db.url().to_owned()),
+        ("INTERNAL_TOKEN", TOKEN.to_owned()),
+        ("RUST_LOG", "warn".to_owned()),
+        ("PEER_CHANNELS_URL", peer_channels.to_owned()),
+    ]);
+    ServiceProcess::start(&binary("gateway"), &env).await
 }
 
 /// A channel of account 1 (as the gateway would vouch); returns (id, owner token).
@@ -128,50 +149,118 @@ async fn latency(
     (percentile(&samples, 0.5), percentile(&samples, 0.99), *samples.last().unwrap())
 }
 
+/// One measured run: ops/s and the CPU µs per operation of each process.
+struct Run {
+    rate: f64,
+    cpu_us: BTreeMap<String, f64>,
+}
+
+async fn measured<F, Fut>(total: usize, concurrency: usize, watched: &[(String, Watched)], make: F) -> Run
+where
+    F: Fn(usize) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    let meter = CpuMeter::start(watched.to_vec());
+    let counter = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let rate = load(total, concurrency, move || {
+        let n = counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        make(n)
+    })
+    .await;
+    let cpu_us = meter.elapsed().into_iter().map(|(k, v)| (k, v.as_secs_f64() * 1e6 / total as f64)).collect();
+    Run { rate, cpu_us }
+}
+
+fn median(mut runs: Vec<Run>) -> Run {
+    runs.sort_by(|a, b| a.rate.total_cmp(&b.rate));
+    runs.swap_remove(runs.len() / 2)
+}
+
+fn print_row(label: &str, run: &Run, goal: &str) {
+    let cpu: Vec<String> = run.cpu_us.iter().map(|(k, v)| format!("{k} {v:.0}")).collect();
+    println!("{label:<44} {:>9.0} msg/s   CPU µs/op: {}   {goal}", run.rate, cpu.join(", "));
+}
+
 fn main() {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     rt.block_on(async {
         let db = TestDatabase::create().await;
-        let base = replica(&db).await;
+        let gw_db = TestDatabase::create().await;
+        let first = replica(&db).await;
         let second = replica(&db).await;
-        let http = reqwest::Client::new();
-        let per_run: usize = std::env::var("BENCH_MESSAGES").ok().and_then(|s| s.parse().ok()).unwrap_or(2000);
-        println!("peer channels, one replica, {per_run} requests per run, 2 cores shared with PostgreSQL and the client");
-        println!("{:>6} {:>16} {:>16} {:>16}", "conc", "write msg/s", "read req/s", "read msg/s");
-        for concurrency in [1, 16, 64] {
-            let (id, owner) = channel(&http, &base).await;
-            let url = format!("{base}/api/v1/channel/{id}");
-            let (h, u, o) = (http.clone(), url.clone(), owner.clone());
-            let writes = load(per_run, concurrency, move || {
-                let req = h.post(&u).bearer_auth(&o).json(&json!({"bench": "message", "n": 1}));
-                async move {
-                    assert_eq!(req.send().await.unwrap().status(), 200);
-                }
-            })
-            .await;
-            // Reads of a channel holding 10 messages.
-            let (rid, rowner) = channel(&http, &base).await;
-            let rurl = format!("{base}/api/v1/channel/{rid}");
-            for _ in 0..10 {
-                http.post(&rurl).bearer_auth(&rowner).json(&json!({"n": 1})).send().await.unwrap();
+        let gw = gateway(&gw_db, &first.url).await;
+        let base = first.url.clone();
+        let http = reqwest::Client::builder().pool_max_idle_per_host(128).build().unwrap();
+        let per_run: usize = std::env::var("BENCH_MESSAGES").ok().and_then(|s| s.parse().ok()).unwrap_or(5000);
+        let watched = vec![
+            ("bench".to_owned(), Watched::Pid(std::process::id())),
+            ("gateway".to_owned(), Watched::Pid(gw.pid())),
+            ("peer-channels".to_owned(), Watched::Pid(first.pid())),
+            ("postgres".to_owned(), Watched::Named("postgres".into())),
+        ];
+        println!(
+            "peer channels through the gateway (release processes), {per_run} requests per run, median of 3, \
+             2 cores shared with PostgreSQL and the client"
+        );
+        for (concurrency, channels, goal) in [
+            (1, 1, ""),
+            (16, 1, "(goal one channel >= 3000 msg/s)"),
+            (16, 16, ""),
+            (64, 16, "(goal >= 10000 msg/s)"),
+        ] {
+            let mut targets = Vec::new();
+            for _ in 0..channels {
+                let (id, owner) = channel(&http, &base).await;
+                targets.push((format!("{}/api/v1/channel/{id}", gw.url), owner));
             }
-            let (h, u, o) = (http.clone(), rurl.clone(), rowner.clone());
-            let reads = load(per_run, concurrency, move || {
-                let req = h.get(&u).bearer_auth(&o);
-                async move {
-                    let resp = req.send().await.unwrap();
-                    assert_eq!(resp.status(), 200);
-                    let _ = resp.bytes().await.unwrap();
-                }
-            })
-            .await;
-            println!("{concurrency:>6} {writes:>16.0} {reads:>16.0} {:>16.0}", reads * 10.0);
+            let targets = Arc::new(targets);
+            let mut runs = Vec::new();
+            for _ in 0..3 {
+                let (h, t) = (http.clone(), targets.clone());
+                runs.push(
+                    measured(per_run, concurrency, &watched, move |n| {
+                        let (url, owner) = &t[n % t.len()];
+                        let req = h.post(url).bearer_auth(owner).json(&json!({"bench": "message", "n": n}));
+                        async move {
+                            assert_eq!(req.send().await.unwrap().status(), 200);
+                        }
+                    })
+                    .await,
+                );
+            }
+            print_row(&format!("write, concurrency {concurrency}, {channels} channel(s)"), &median(runs), goal);
+        }
+        // Reads of a channel holding 10 messages.
+        let (rid, rowner) = channel(&http, &base).await;
+        let rurl = format!("{}/api/v1/channel/{rid}", gw.url);
+        for _ in 0..10 {
+            http.post(&rurl).bearer_auth(&rowner).json(&json!({"n": 1})).send().await.unwrap();
+        }
+        for concurrency in [1, 16] {
+            let mut runs = Vec::new();
+            for _ in 0..3 {
+                let (h, u, o) = (http.clone(), rurl.clone(), rowner.clone());
+                runs.push(
+                    measured(per_run, concurrency, &watched, move |_| {
+                        let req = h.get(&u).bearer_auth(&o);
+                        async move {
+                            let resp = req.send().await.unwrap();
+                            assert_eq!(resp.status(), 200);
+                            let _ = resp.bytes().await.unwrap();
+                        }
+                    })
+                    .await,
+                );
+            }
+            print_row(&format!("read of 10 messages, concurrency {concurrency}"), &median(runs), "");
         }
         let subscribers: usize = std::env::var("BENCH_SUBSCRIBERS").ok().and_then(|s| s.parse().ok()).unwrap_or(1000);
         let rounds = 20;
         let (p50, p99, max) = latency(&base, std::slice::from_ref(&base), subscribers, rounds).await;
-        println!("notification latency, {subscribers} subscribers on the writer's replica, {rounds} writes: p50 {p50:.2?} p99 {p99:.2?} max {max:.2?}");
-        let (p50, p99, max) = latency(&base, std::slice::from_ref(&second), subscribers, rounds).await;
+        println!("notification latency, {subscribers} subscribers on the writer's replica, {rounds} writes: p50 {p50:.2?} p99 {p99:.2?} max {max:.2?} (goal p99 <= 10 ms)");
+        let second_url = second.url.clone();
+        let (p50, p99, max) = latency(&base, std::slice::from_ref(&second_url), subscribers, rounds).await;
         println!("notification latency, {subscribers} subscribers on another replica, {rounds} writes: p50 {p50:.2?} p99 {p99:.2?} max {max:.2?}");
+        drop((gw, first, second));
     });
 }
