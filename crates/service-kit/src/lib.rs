@@ -2,6 +2,7 @@
 
 pub mod app;
 pub mod bearer;
+pub mod coalesce;
 pub mod error;
 pub mod health;
 pub mod internal;

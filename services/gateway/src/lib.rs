@@ -1,6 +1,5 @@
 #![doc = include_str!("../README.md")]
 
-pub mod not_master;
 pub mod accounts;
 pub mod auth;
 pub mod canonical;
@@ -9,6 +8,7 @@ pub mod clock;
 pub mod docs;
 pub mod endpoints;
 pub mod events;
+pub mod not_master;
 pub mod proxy;
 pub mod ratelimit;
 pub mod routing;

@@ -6,7 +6,7 @@ pub mod cache;
 pub mod callback_outbox;
 pub mod callbacks;
 pub mod chain_events;
-pub mod coalesce;
+pub use service_kit::coalesce;
 pub mod consolidation;
 pub mod dsnt;
 pub mod envelopes;

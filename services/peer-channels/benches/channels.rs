@@ -167,7 +167,8 @@ where
         make(n)
     })
     .await;
-    let cpu_us = meter.elapsed().into_iter().map(|(k, v)| (k, v.as_secs_f64() * 1e6 / total as f64)).collect();
+    let cpu_us =
+        meter.elapsed().into_iter().map(|(k, v)| (k, v.as_secs_f64() * 1e6 / total as f64)).collect();
     Run { rate, cpu_us }
 }
 

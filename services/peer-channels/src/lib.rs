@@ -80,6 +80,8 @@ pub struct AppState {
     pub metrics: ChannelMetrics,
     /// Cancelled when the service shuts down: open websockets close.
     pub shutdown: CancellationToken,
+    /// Concurrent message writes, merged into one statement.
+    pub writes: service_kit::coalesce::Coalescer<store::WriteBatch>,
 }
 
 pub use service_kit::StartError;
@@ -121,8 +123,21 @@ impl Application {
         let grace = settings.common.shutdown_grace_secs;
         let workers = Workers::new();
         workers.spawn("notification listener", events::listen(hub.clone(), workers.shutdown_token()));
-        let state =
-            web::Data::new(AppState { db, settings, hub, metrics, shutdown: workers.shutdown_token() });
+        // Up to 4 merged writes in flight; at most 10 000 messages waiting (then 503 at once).
+        let writes = service_kit::coalesce::Coalescer::start(
+            store::WriteBatch::new(db.clone()),
+            4,
+            store::MAX_BATCH,
+            10_000,
+        );
+        let state = web::Data::new(AppState {
+            db,
+            settings,
+            hub,
+            metrics,
+            shutdown: workers.shutdown_token(),
+            writes,
+        });
         if state.settings.tips_poll_interval_ms > 0 {
             let client = service_kit::InternalClient::new(
                 InternalCredential::new(state.settings.common.internal_token.clone()),

@@ -123,6 +123,7 @@ pub async fn write(
     }
     let stored = store::write_message(
         &state.db,
+        &state.writes,
         &access.channel,
         &access.token,
         &content_type,

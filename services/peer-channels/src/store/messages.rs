@@ -6,10 +6,11 @@ use diesel::sql_types::{BigInt, Bool, Bytea, Nullable, Text, Timestamptz};
 use diesel_async::{AsyncConnection, RunQueryDsl};
 use time::OffsetDateTime;
 
-use super::{ChannelRow, MARKS, TokenRow, UNREAD};
+use super::{ChannelRow, MARKS, PlainWrite, TokenRow, UNREAD, WriteBatch};
 use crate::error::ChannelError;
-use crate::events::{Event, MessageEvent, NOTIFY_CHANNEL, notify};
+use crate::events::{Event, MessageEvent, notify};
 use crate::schema::{channel_tokens, channels, messages};
+use service_kit::coalesce::{Coalescer, Refused};
 
 /// A stored message.
 #[derive(Debug, Clone, QueryableByName)]
@@ -43,12 +44,6 @@ struct Locking {
 }
 
 #[derive(QueryableByName)]
-struct Written {
-    #[diesel(sql_type = BigInt)]
-    seq: i64,
-}
-
-#[derive(QueryableByName)]
 struct MaxSeq {
     #[diesel(sql_type = Nullable<BigInt>)]
     seq: Option<i64>,
@@ -57,10 +52,12 @@ struct MaxSeq {
 /// Writes a message: checks lock and sequencing, takes the next sequence (gapless: writers of a
 /// channel queue on its row lock), stores it and publishes the notification, all in one
 /// transaction, so a notification is sent exactly when the message is committed. An unlocked,
-/// unsequenced channel (the common case) needs a single statement; the others take the row lock
-/// first, because the sequencing check must see every message committed before it.
+/// unsequenced channel (the common case) goes through `writes`, which merges concurrent writes
+/// into one statement and answers each after its commit; the others take the row lock first,
+/// because the sequencing check must see every message committed before it.
 pub async fn write_message(
     db: &Db,
+    writes: &Coalescer<WriteBatch>,
     channel: &ChannelRow,
     writer: &TokenRow,
     content_type: &str,
@@ -68,38 +65,34 @@ pub async fn write_message(
     now: OffsetDateTime,
 ) -> Result<MessageRow, ChannelError> {
     let (channel_id, writer_id) = (channel.id, writer.id);
+    let content_type = content_type.to_owned();
+    let now = now.replace_nanosecond(0).unwrap_or(now);
+    if !channel.sequenced && !channel.locked {
+        let write = PlainWrite {
+            channel_id,
+            writer_id,
+            external_id: channel.external_id.clone(),
+            account_id: channel.account_id,
+            owned: writer.owned_by_account,
+            content_type: content_type.clone(),
+            payload: payload.clone(),
+            now,
+        };
+        match writes.call(write).await {
+            Ok(Ok(Some(seq))) => return Ok(MessageRow { seq, received_at: now, content_type, payload }),
+            // Locked or made sequenced meanwhile: the general path below says which.
+            Ok(Ok(None)) => {}
+            Ok(Err(failure)) => return Err(DbError::from(failure).into()),
+            Err(Refused::Full) => {
+                return Err(DbError::Unavailable("too many message writes waiting".into()).into());
+            }
+            Err(Refused::Stopped) => return Err(DbError::Unavailable("the writer has stopped".into()).into()),
+        }
+    }
     let external_id = channel.external_id.clone();
     let account_id = channel.account_id;
     let owned = writer.owned_by_account;
-    let content_type = content_type.to_owned();
-    let now = now.replace_nanosecond(0).unwrap_or(now);
     let mut conn = db.conn().await?;
-    if !channel.sequenced && !channel.locked {
-        // The common case in one statement (its own transaction): no lock held across round trips.
-        let received = now
-            .format(&time::format_description::well_known::Rfc3339)
-            .map_err(|e| DbError::Query(diesel::result::Error::SerializationError(Box::new(e))))?;
-        let written: Option<Written> = diesel::sql_query(
-            "WITH c AS (UPDATE channels SET head_sequence = head_sequence + 1                         WHERE id = $1 AND NOT locked AND NOT sequenced RETURNING head_sequence),                   m AS (INSERT INTO messages (channel_id, seq, from_token, received_at, content_type, payload)                         SELECT $1, head_sequence, $2, $3, $4, $5 FROM c RETURNING seq)              SELECT m.seq FROM m, LATERAL (SELECT pg_notify($6, json_build_object(                  'kind', 'message', 'channel_id', $7::text, 'account_id', $8::bigint, 'sequence', m.seq,                  'received', $9::text, 'content_type', $4::text, 'from_token', $2::bigint,                  'owned_by_account', $10::boolean)::text)) AS n",
-        )
-        .bind::<BigInt, _>(channel_id)
-        .bind::<BigInt, _>(writer_id)
-        .bind::<Timestamptz, _>(now)
-        .bind::<Text, _>(&content_type)
-        .bind::<Bytea, _>(&payload)
-        .bind::<Text, _>(NOTIFY_CHANNEL)
-        .bind::<Text, _>(&external_id)
-        .bind::<BigInt, _>(account_id)
-        .bind::<Text, _>(&received)
-        .bind::<Bool, _>(owned)
-        .get_result(&mut conn)
-        .await
-        .optional()?;
-        if let Some(w) = written {
-            return Ok(MessageRow { seq: w.seq, received_at: now, content_type, payload });
-        }
-        // Locked or made sequenced meanwhile: the general path below says which.
-    }
     conn.transaction::<_, ChannelError, _>(async move |conn| {
         let state: Locking =
             diesel::sql_query("SELECT locked, sequenced FROM channels WHERE id = $1 FOR UPDATE")

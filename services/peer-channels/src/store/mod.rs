@@ -12,11 +12,13 @@ mod channels;
 mod feed;
 mod messages;
 mod read_state;
+mod write_batch;
 
 pub use channels::*;
 pub use feed::*;
 pub use messages::*;
 pub use read_state::*;
+pub use write_batch::{MAX_BATCH, PlainWrite, WriteBatch};
 
 /// `WHERE` fragment: message `m` (with left-joined mark `mk` of token `$TOKEN`) is unread by it.
 pub(crate) const UNREAD: &str = "NOT COALESCE(mk.is_read, m.from_token = $2 OR m.seq <= $3)";

@@ -44,7 +44,8 @@ async fn sixty_four_concurrent_writers_get_sequences_without_gaps_or_duplicates(
         tasks.push(tokio::spawn(async move {
             let mut seqs = Vec::new();
             for i in 0..per_writer {
-                seqs.push(s.write(&id, &token, &json!({"writer": w, "i": i})).await);
+                let seq = s.write(&id, &token, &json!({"writer": w, "i": i})).await;
+                seqs.push((seq, json!({"writer": w, "i": i})));
             }
             seqs
         }));
@@ -53,12 +54,21 @@ async fn sixty_four_concurrent_writers_get_sequences_without_gaps_or_duplicates(
     for t in tasks {
         all.extend(t.await.unwrap());
     }
-    all.sort_unstable();
+    all.sort_unstable_by_key(|(seq, _)| *seq);
     let n = 64 * per_writer as i64;
-    assert_eq!(all, (1..=n).collect::<Vec<_>>());
+    assert_eq!(all.iter().map(|(s, _)| *s).collect::<Vec<_>>(), (1..=n).collect::<Vec<_>>());
     let listed: Value = s.get_json(&format!("/api/v1/channel/{id}"), &format!("Bearer {master}")).await;
     let seqs: Vec<i64> = listed.as_array().unwrap().iter().map(|m| m["sequence"].as_i64().unwrap()).collect();
     assert_eq!(seqs, (1..=n).collect::<Vec<_>>());
+    // Concurrent writes are merged into shared statements: each writer's answer names the
+    // sequence its own message got.
+    use base64::Engine;
+    for (message, (seq, written)) in listed.as_array().unwrap().iter().zip(&all) {
+        assert_eq!(message["sequence"], *seq);
+        let bytes =
+            base64::engine::general_purpose::STANDARD.decode(message["payload"].as_str().unwrap()).unwrap();
+        assert_eq!(serde_json::from_slice::<Value>(&bytes).unwrap(), *written, "message {seq}");
+    }
     // 65 tokens × 256 messages of read state, and not one row for it: only explicit marks are rows.
     let db = channel_db(s.db.url());
     assert_eq!(count(&db, "SELECT count(*) AS n FROM message_marks").await, 0);
