@@ -91,8 +91,10 @@ async fn write_all(db: &Db, writes: &[PlainWrite]) -> Result<Vec<Option<i64>>, D
                     WITH ORDINALITY AS w (channel_id, from_token, content_type, payload, external_id, \
                                           account_id, owned, received_at, received, ord)), \
               counts AS (SELECT channel_id, count(*) AS n FROM w GROUP BY channel_id), \
-              c AS (UPDATE channels ch SET head_sequence = ch.head_sequence + counts.n FROM counts \
-                    WHERE ch.id = counts.channel_id AND NOT ch.locked AND NOT ch.sequenced \
+              locked AS (SELECT id FROM channels WHERE id IN (SELECT channel_id FROM counts) \
+                         ORDER BY id FOR UPDATE), \
+              c AS (UPDATE channels ch SET head_sequence = ch.head_sequence + counts.n FROM counts, locked \
+                    WHERE ch.id = counts.channel_id AND locked.id = ch.id AND NOT ch.locked AND NOT ch.sequenced \
                     RETURNING ch.id, ch.head_sequence - counts.n AS base), \
               numbered AS (SELECT w.*, c.base + row_number() OVER (PARTITION BY w.channel_id ORDER BY w.ord) AS seq \
                            FROM w JOIN c ON c.id = w.channel_id), \
@@ -139,7 +141,20 @@ impl Batch for WriteBatch {
     }
 
     async fn run(&self, reqs: Vec<PlainWrite>) -> Vec<Self::Resp> {
-        match write_all(&self.db, &reqs).await {
+        // Rows are locked in channel id order, so merged writes do not deadlock each other; a
+        // deadlock with another writer (another replica's general path) is retried.
+        let mut result = write_all(&self.db, &reqs).await;
+        for _ in 0..3 {
+            match &result {
+                Err(DbError::Query(diesel::result::Error::DatabaseError(_, info)))
+                    if info.message().contains("deadlock") =>
+                {
+                    result = write_all(&self.db, &reqs).await;
+                }
+                _ => break,
+            }
+        }
+        match result {
             Ok(seqs) => seqs.into_iter().map(Ok).collect(),
             Err(e) => {
                 let failure = BatchFailure {
