@@ -1,56 +1,49 @@
-//! Submission throughput: transactions per second sent straight to the node's
-//! `sendrawtransactions`, through `mapi`, and through the gateway in front of `mapi`, for batch
-//! sizes 1 and 100 at concurrency 1, 8 and 32. Prints figures, never fails on them.
+//! Submission throughput and CPU per transaction of every process (node, mapi, gateway,
+//! PostgreSQL, this client): straight to the node's `sendrawtransactions`, through `mapi`, and
+//! through the gateway in front of it (both release processes), batch 100 at concurrency 4 and
+//! single transactions at concurrency 16; median of 3 runs of `BENCH_TXS` (5 000) transactions.
+//! Prints figures, never fails on them.
 //!
-//! Run with `scripts/bench` (needs PostgreSQL; starts its own regtest node). `BENCH_TXS` sets the
-//! transactions per run (default 200); `BENCH_CONFIGS` (e.g. `1x1,100x8`) picks batch x concurrency
-//! pairs.
+//! Run with `scripts/bench` (needs PostgreSQL; starts its own regtest node; builds the release
+//! binaries). `BENCH_CONFIGS` (e.g. `1x1,100x8`) picks batch x concurrency pairs.
 #![allow(clippy::print_stdout, clippy::unwrap_used, clippy::expect_used)]
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Instant;
 
 use node_client::rpc_types::SendRawTx;
 use node_client::{RpcClient, RpcConfig};
 use serde_json::{Value, json};
-use test_support::{BitcoindNode, TestDatabase};
+use test_support::cpu::{CpuMeter, Watched};
+use test_support::{BitcoindNode, ServiceProcess, TestDatabase};
 
 const TOKEN: &str = "bench-internal-token-0123456789";
 const WIF: &str = "cN9spWsvaxA8taS7DFMxnk1yJD2gaF2PX1npuTpy3vuZFJdwavaw";
 
-/// Makes `n` signed transactions, each spending its own confirmed output.
+/// Makes `n` transactions, each spending its own confirmed `OP_TRUE` output (built here, no
+/// signing: fast enough for runs of thousands), fanned out 2 500 per parent.
 async fn make_txs(node: &BitcoindNode, n: usize) -> Vec<String> {
-    let mut addresses = Vec::new();
-    for _ in 0..n {
-        addresses.push(node.new_address().await);
-    }
-    // Fan out in chunks (one sendmany per 500 outputs), then confirm.
-    for chunk in addresses.chunks(500) {
-        let outputs: serde_json::Map<String, Value> =
-            chunk.iter().map(|a| (a.clone(), json!(0.0002))).collect();
-        node.rpc("sendmany", json!(["", outputs])).await;
-    }
-    node.generate(1).await;
-    let coins: Vec<Value> = serde_json::from_value(node.rpc("listunspent", json!([1])).await).unwrap();
-    let small: Vec<&Value> = coins.iter().filter(|c| c["amount"].as_f64() == Some(0.0002)).take(n).collect();
-    assert_eq!(small.len(), n);
+    let value = 20_000;
     let mut txs = Vec::with_capacity(n);
-    for coin in small {
-        let to = node.new_address().await;
-        let raw = node
-            .rpc(
-                "createrawtransaction",
-                json!([[{"txid": coin["txid"], "vout": coin["vout"]}], {to: 0.00019}]),
-            )
-            .await;
-        let signed = node.rpc("signrawtransaction", json!([raw])).await;
-        txs.push(signed["hex"].as_str().unwrap().to_owned());
+    let mut parents = Vec::new();
+    let mut left = n;
+    while left > 0 {
+        let k = left.min(2500);
+        let coin = node.coins().await.into_iter().find(|c| c["amount"].as_f64().unwrap_or(0.0) > 1.0).unwrap();
+        parents.push((node.fan_out(&coin, k, value).await, k));
+        left -= k;
+        node.generate(1).await;
+    }
+    for (parent, k) in parents {
+        for vout in 0..k {
+            txs.push(test_support::spend_op_true(&parent, vout as u32, value, 500, 0));
+        }
     }
     txs
 }
 
-#[derive(Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 enum Path {
     Direct,
     Mapi,
@@ -120,11 +113,28 @@ async fn run(
     txs.len() as f64 / started.elapsed().as_secs_f64()
 }
 
+fn binary(name: &str) -> String {
+    let path = test_support::workspace_root().join("target/release").join(name);
+    assert!(path.exists(), "{} is missing: run `cargo build --release -p {name}`", path.display());
+    path.to_string_lossy().into_owned()
+}
+
+/// One run: tx/s and CPU µs per transaction of each process.
+struct Measured {
+    rate: f64,
+    cpu_us: BTreeMap<String, f64>,
+}
+
+fn median(mut runs: Vec<Measured>) -> Measured {
+    runs.sort_by(|a, b| a.rate.total_cmp(&b.rate));
+    runs.swap_remove(runs.len() / 2)
+}
+
 fn main() {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     rt.block_on(async {
-        let per_run: usize = std::env::var("BENCH_TXS").ok().and_then(|s| s.parse().ok()).unwrap_or(200);
-        // `BENCH_CONFIGS=1x1,100x8` runs only those batch x concurrency pairs.
+        let per_run: usize = std::env::var("BENCH_TXS").ok().and_then(|s| s.parse().ok()).unwrap_or(5000);
+        // `BENCH_CONFIGS=1x16,100x4` picks batch x concurrency pairs.
         let configs: Vec<(usize, usize)> = std::env::var("BENCH_CONFIGS")
             .ok()
             .map(|s| {
@@ -133,7 +143,7 @@ fn main() {
                     .filter_map(|(b, c)| Some((b.trim().parse().ok()?, c.trim().parse().ok()?)))
                     .collect()
             })
-            .unwrap_or_else(|| vec![(1, 1), (1, 8), (1, 32), (100, 1), (100, 8), (100, 32)]);
+            .unwrap_or_else(|| vec![(100, 4), (1, 16)]);
         let paths = [Path::Direct, Path::Mapi, Path::Gateway];
         // Enough RPC threads and queue for 32 concurrent callers (the node's defaults are 4 / 16).
         let node = BitcoindNode::start_with(test_support::NodeOptions {
@@ -141,21 +151,21 @@ fn main() {
             ..Default::default()
         })
         .await;
-        node.generate(20).await;
-        let mut pool = make_txs(&node, per_run * configs.len() * paths.len()).await;
+        node.generate(60).await;
+        let mut pool = make_txs(&node, per_run * 3 * configs.len() * paths.len()).await;
         let rpc = RpcClient::new(RpcConfig::new(node.rpc_url().parse().unwrap(), node.rpc_user.clone(), node.rpc_password.clone().into())).unwrap();
 
-        let mapi_db = TestDatabase::create().await;
+        let (mapi_db, gw_db) = (TestDatabase::create().await, TestDatabase::create().await);
         let env: HashMap<&str, String> = HashMap::from([
             ("DATABASE_URL", mapi_db.url().to_owned()),
             ("INTERNAL_TOKEN", TOKEN.to_owned()),
             ("WIF_PRIVATEKEY", WIF.to_owned()),
             ("MEMPOOL_CHECKER_DISABLED", "true".to_owned()),
+            ("RUST_LOG", "warn".to_owned()),
+            ("BLOCK_PARSER_URL", format!("http://127.0.0.1:{}", test_support::free_port())),
         ]);
-        let settings: mapi::settings::MapiSettings = service_kit::settings::load_from(None, |k| env.get(k).cloned()).unwrap();
-        let app = mapi::Application::build(settings, test_support::local_listener()).await.unwrap();
-        let mapi_url = format!("http://127.0.0.1:{}", app.port());
-        tokio::spawn(app.run_until_stopped());
+        let mapi = ServiceProcess::start(&binary("mapi"), &env).await;
+        let mapi_url = mapi.url.clone();
         let node_body = json!({"id": format!("127.0.0.1:{}", node.rpc_port), "username": node.rpc_user, "password": node.rpc_password});
         let added = reqwest::Client::new()
             .post(format!("{mapi_url}/api/v1/Node"))
@@ -166,52 +176,62 @@ fn main() {
             .await
             .unwrap();
         assert_eq!(added.status(), 201);
-
-        let gw_db = TestDatabase::create().await;
         let env: HashMap<&str, String> = HashMap::from([
             ("DATABASE_URL", gw_db.url().to_owned()),
             ("INTERNAL_TOKEN", TOKEN.to_owned()),
             ("MAPI_URL", mapi_url.clone()),
+            ("RUST_LOG", "warn".to_owned()),
         ]);
-        let settings: gateway::settings::GatewaySettings = service_kit::settings::load_from(None, |k| env.get(k).cloned()).unwrap();
-        let gw = gateway::Application::build(settings, test_support::local_listener(), Arc::new(gateway::clock::SystemClock)).await.unwrap();
-        let gateway_url = format!("http://127.0.0.1:{}", gw.port());
-        tokio::spawn(gw.run_until_stopped());
+        let gw = ServiceProcess::start(&binary("gateway"), &env).await;
+        let gateway_url = gw.url.clone();
+        let watched = vec![
+            ("bench".to_owned(), Watched::Pid(std::process::id())),
+            ("bitcoind".to_owned(), Watched::Pid(node.pid().unwrap())),
+            ("mapi".to_owned(), Watched::Pid(mapi.pid())),
+            ("gateway".to_owned(), Watched::Pid(gw.pid())),
+            ("postgres".to_owned(), Watched::Named("postgres".into())),
+        ];
 
-        println!("submission throughput (tx/s), {per_run} transactions per run, one regtest node, 2 cores shared");
-        println!("{:>6} {:>6} {:>10} {:>10} {:>10} {:>12} {:>14}", "batch", "conc", "direct", "mapi", "gateway", "mapi/direct", "gateway/direct");
+        println!(
+            "submission: {per_run} transactions per run, median of 3, one regtest node, mapi and the gateway as release processes, 2 cores shared"
+        );
         for (batch, concurrency) in configs {
-            let mut figures = Vec::new();
+            let mut medians = Vec::new();
             for path in paths {
-                let txs: Vec<String> = pool.drain(..per_run).collect();
-                figures.push(run(path, txs, batch, concurrency, &rpc, &mapi_url, &gateway_url).await);
+                let mut runs = Vec::new();
+                for _ in 0..3 {
+                    let txs: Vec<String> = pool.drain(..per_run).collect();
+                    let meter = CpuMeter::start(watched.clone());
+                    let rate = run(path, txs, batch, concurrency, &rpc, &mapi_url, &gateway_url).await;
+                    let cpu_us = meter
+                        .elapsed()
+                        .into_iter()
+                        .map(|(k, v)| (k, v.as_secs_f64() * 1e6 / per_run as f64))
+                        .collect();
+                    runs.push(Measured { rate, cpu_us });
+                }
+                medians.push((path, median(runs)));
             }
-            println!(
-                "{:>6} {:>6} {:>10.0} {:>10.0} {:>10.0} {:>12.2} {:>14.2}",
-                batch, concurrency, figures[0], figures[1], figures[2], figures[1] / figures[0], figures[2] / figures[0]
-            );
-        }
-        // Where mapi's time goes: its own histograms of the node calls it waits for.
-        let metrics = reqwest::get(format!("{mapi_url}/metrics")).await.unwrap().text().await.unwrap();
-        let value = |name: &str| -> f64 {
-            metrics
-                .lines()
-                .find(|l| l.starts_with(name))
-                .and_then(|l| l.split_whitespace().last())
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(0.0)
-        };
-        for h in ["merchantapi_rpcmulticlient_gettxouts_duration_seconds", "merchantapi_rpcmulticlient_sendrawtxs_duration_seconds"] {
-            let (sum, count) = (value(&format!("{h}_sum")), value(&format!("{h}_count")));
-            if count > 0.0 {
-                println!("{h}: {count} calls, mean {:.2} ms", sum / count * 1000.0);
+            let direct_rate = medians[0].1.rate;
+            let direct_cpu: f64 = medians[0].1.cpu_us.values().sum();
+            for (path, m) in &medians {
+                let total: f64 = m.cpu_us.values().sum();
+                let cpu: Vec<String> = m.cpu_us.iter().map(|(k, v)| format!("{k} {v:.0}")).collect();
+                println!(
+                    "batch {batch:>3} x concurrency {concurrency:>2} {:<8} {:>7.0} tx/s ({:.2} of direct)  CPU µs/tx: {} = {:.0} ({:.2}x direct)",
+                    format!("{path:?}"),
+                    m.rate,
+                    m.rate / direct_rate,
+                    cpu.join(", "),
+                    total,
+                    total / direct_cpu
+                );
             }
         }
-        let http_sum = value("http_request_duration_seconds_sum{method=\"POST\",route=\"/mapi/tx\"");
-        let http_count = value("http_request_duration_seconds_count{method=\"POST\",route=\"/mapi/tx\"");
-        if http_count > 0.0 {
-            println!("POST /mapi/tx: {http_count} requests, mean {:.2} ms in mapi", http_sum / http_count * 1000.0);
-        }
-        drop((mapi_db, gw_db));
+        println!(
+            "goals: batch 100: total CPU per tx <= 1.2x direct, tx/s >= 0.85 of direct; single tx at concurrency 16: \
+             total CPU per tx <= 3x the node's batched per-tx CPU, tx/s >= the node's own single-tx rate (2x its goal)"
+        );
+        drop((mapi, gw, mapi_db, gw_db));
     });
 }
