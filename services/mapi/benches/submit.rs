@@ -30,7 +30,8 @@ async fn make_txs(node: &BitcoindNode, n: usize) -> Vec<String> {
     let mut left = n;
     while left > 0 {
         let k = left.min(2500);
-        let coin = node.coins().await.into_iter().find(|c| c["amount"].as_f64().unwrap_or(0.0) > 1.0).unwrap();
+        let coin =
+            node.coins().await.into_iter().find(|c| c["amount"].as_f64().unwrap_or(0.0) > 1.0).unwrap();
         parents.push((node.fan_out(&coin, k, value).await, k));
         left -= k;
         node.generate(1).await;
