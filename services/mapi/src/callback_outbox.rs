@@ -86,6 +86,9 @@ enum HandOverError {
     Query(#[from] diesel::result::Error),
     #[error("signing: {0}")]
     Sign(String),
+    /// One row cannot be turned into a callback (it stays in the table, logged; the others go).
+    #[error("callback row: {0}")]
+    BadRow(String),
     #[error("notifier: {0}")]
     Notifier(String),
 }
@@ -105,7 +108,7 @@ fn key_of(row: &Due) -> String {
 /// Signs one row's payload into the envelope JSON the receiver gets.
 async fn sign(state: &AppState, miner_id: &str, row: &Due) -> Result<String, HandOverError> {
     let stored: Stored<'_> = serde_json::from_str(&row.payload)
-        .map_err(|e| HandOverError::Sign(format!("stored payload: {e}")))?;
+        .map_err(|e| HandOverError::BadRow(format!("stored payload: {e}")))?;
     let payload = Payload {
         callback_payload: stored.callback_payload,
         api_version: API_VERSION,
@@ -150,13 +153,24 @@ async fn hand_over(state: &AppState, notifier: &str) -> Result<usize, HandOverEr
         let miner_id = state.signer.miner_id().await.map_err(|e| HandOverError::Sign(e.to_string()))?;
         let bodies = sign_all(state, &miner_id, &rows).await;
         let mut notifications = Vec::with_capacity(rows.len());
+        let mut handed = Vec::with_capacity(rows.len());
         for (row, body) in rows.iter().zip(bodies) {
+            let body = match body {
+                Ok(body) => body,
+                Err(HandOverError::BadRow(e)) => {
+                    // Not dropped: the row stays untaken for an operator to see; the rest go on.
+                    tracing::error!(callback.id = row.id, error = %e, "a callback row cannot be signed; left in the table");
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            handed.push(row.id);
             notifications.push(NotificationRequest {
                 key: key_of(row),
                 url: row.url.clone(),
                 token: row.token.clone(),
                 encryption: row.encryption.clone(),
-                body: body?,
+                body,
                 txid: Some(
                     bsv_primitives::Txid::from_internal_slice(&row.txid)
                         .map(|t| t.to_string())
@@ -164,6 +178,9 @@ async fn hand_over(state: &AppState, notifier: &str) -> Result<usize, HandOverEr
                 ),
                 reason: Some(row.reason.clone()),
             });
+        }
+        if notifications.is_empty() {
+            return Ok(0);
         }
         // Each hand-over is a trace of its own, which the notifier's intake continues (the trace
         // headers are taken when the request is built, inside the span).
@@ -178,13 +195,12 @@ async fn hand_over(state: &AppState, notifier: &str) -> Result<usize, HandOverEr
         if !resp.status().is_success() {
             return Err(HandOverError::Notifier(format!("answered {}", resp.status())));
         }
-        let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
         diesel::sql_query("UPDATE callbacks SET taken_at = now() WHERE id = ANY($1)")
-            .bind::<diesel::sql_types::Array<BigInt>, _>(&ids)
+            .bind::<diesel::sql_types::Array<BigInt>, _>(&handed)
             .execute(conn)
             .await
             .map_err(DbError::from)?;
-        Ok(rows.len())
+        Ok(handed.len())
     })
     .await
 }

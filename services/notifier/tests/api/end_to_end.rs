@@ -208,3 +208,33 @@ async fn split(a: &BitcoindNode, b: &BitcoindNode) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+#[tokio::test]
+async fn a_callback_row_that_cannot_be_signed_stays_behind_and_the_others_are_delivered() {
+    use diesel_async::{AsyncConnection, RunQueryDsl};
+    let s = stack(StackOptions::default()).await;
+    let receiver = RecordingReceiver::start().await;
+    let mut conn = diesel_async::AsyncPgConnection::establish(s.mapi_db.url()).await.unwrap();
+    diesel::sql_query("SET search_path TO mapi").execute(&mut conn).await.unwrap();
+    // A row whose payload lacks the callback's fields (no code of ours writes one), then a good one.
+    let good = json!({"callbackPayload": {"doubleSpendTxId": "00", "payload": "00"}, "blockHash": "",
+                      "blockHeight": -1, "callbackTxId": "ab".repeat(32), "callbackReason": "doubleSpendAttempt"});
+    for (tx, payload) in [(1, json!({"unexpected": true})), (2, good)] {
+        diesel::sql_query(format!(
+            "INSERT INTO callbacks (tx_internal_id, txid, reason, url, payload) \
+             VALUES ({tx}, decode('{}', 'hex'), 'doubleSpendAttempt', '{}/cb', '{payload}'::json)",
+            format!("{tx:02x}").repeat(32),
+            receiver.url()
+        ))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    }
+    let got = receiver.wait_for(1, Duration::from_secs(20)).await;
+    let p = verified_payload(&got[0].body);
+    assert_eq!(p["callbackTxId"], "ab".repeat(32));
+    let rows =
+        s.mapi_rows("SELECT tx_internal_id, taken_at IS NOT NULL AS taken FROM callbacks ORDER BY id").await;
+    assert_eq!(rows[0]["taken"], false, "the bad row stays for an operator: {rows:?}");
+    assert_eq!(rows[1]["taken"], true, "{rows:?}");
+}
