@@ -123,11 +123,6 @@ impl Scheduler {
         self.limits.queue_size.saturating_sub(self.lock().queued)
     }
 
-    /// True while the notification is waiting or in flight here.
-    pub fn holds(&self, id: i64) -> bool {
-        self.lock().held.contains(&id)
-    }
-
     /// Every notification waiting or in flight here (their leases are renewed).
     pub fn held_ids(&self) -> Vec<i64> {
         self.lock().held.iter().copied().collect()
@@ -228,14 +223,6 @@ impl Scheduler {
         if inner.queues.contains_key(host) {
             let pool = pool_of(&inner, host, &self.limits);
             self.make_ready(&mut inner, host.to_owned(), pool);
-        }
-    }
-
-    /// Forgets notifications that will not be delivered from here (their lease is released).
-    pub fn forget(&self, ids: &[i64]) {
-        let mut inner = self.lock();
-        for id in ids {
-            inner.held.remove(id);
         }
     }
 

@@ -118,16 +118,7 @@ async fn double_spend_attempts_from_invalidtx_and_double_spends_in_a_block_are_d
     let url = format!("{}/cb/{{callbackReason}}", receiver.url());
     // Give zmq-listener time to subscribe.
     eventually(Duration::from_secs(20), "zmq subscription", || async {
-        let status: Value = s
-            .http
-            .get(format!("{}/api/v1/status/zmq", s.gateway))
-            .header("api-key", ADMIN_KEY)
-            .send()
-            .await
-            .ok()?
-            .json()
-            .await
-            .ok()?;
+        let status = s.admin_json("/api/v1/status/zmq").await?;
         (status[0]["isResponding"] == true && !status[0]["endpoints"].as_array()?.is_empty()).then_some(())
     })
     .await;

@@ -234,19 +234,22 @@ impl Stack {
     pub async fn wait_for_tip(&self, node: &BitcoindNode) {
         let best = node.rpc("getbestblockhash", json!([])).await;
         eventually(Duration::from_secs(30), "block-parser to follow the node", || async {
-            let status: Value = self
-                .http
-                .get(format!("{}/api/v1/status/blockparser", self.gateway))
-                .header("api-key", ADMIN_KEY)
-                .send()
-                .await
-                .ok()?
-                .json()
-                .await
-                .ok()?;
+            let status = self.admin_json("/api/v1/status/blockparser").await?;
             (status["bestBlockHash"] == best).then_some(())
         })
         .await;
+    }
+
+    /// `GET` on the gateway's admin API; `None` while it does not answer JSON.
+    pub async fn admin_json(&self, path: &str) -> Option<Value> {
+        let resp = self
+            .http
+            .get(format!("{}{path}", self.gateway))
+            .header("api-key", ADMIN_KEY)
+            .send()
+            .await
+            .ok()?;
+        resp.json().await.ok()
     }
 
     /// Submits one transaction through the gateway; returns the payload, which must be a success.
