@@ -15,7 +15,7 @@ mod txs;
 pub use bitcoind::{BitcoindNode, NodeOptions};
 pub use chaos::ChaosProxy;
 pub use logs::LogCapture;
-pub use postgres::{TestDatabase, admin_database_url, host_tag, query_json};
+pub use postgres::{TestDatabase, admin_database_url, execute_sql, host_tag, query_json};
 pub use process::{ServiceProcess, Stopped};
 pub use receiver::{RecordedRequest, RecordingReceiver};
 pub use server::{RunningServer, serve};

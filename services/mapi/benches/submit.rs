@@ -1,5 +1,5 @@
 //! Submission throughput and CPU per transaction of every process (node, mapi, gateway,
-//! PostgreSQL, this client): straight to the node's `sendrawtransactions`, through `mapi`, and
+//! block-parser (registrations), PostgreSQL, this client): straight to the node's `sendrawtransactions`, through `mapi`, and
 //! through the gateway in front of it (both release processes), batch 100 at concurrency 4 and
 //! single transactions at concurrency 16; median of 3 runs of `BENCH_TXS` (5 000) transactions.
 //! Prints figures, never fails on them.
@@ -156,16 +156,26 @@ fn main() {
         let mut pool = make_txs(&node, per_run * 3 * configs.len() * paths.len()).await;
         let rpc = RpcClient::new(RpcConfig::new(node.rpc_url().parse().unwrap(), node.rpc_user.clone(), node.rpc_password.clone().into())).unwrap();
 
-        let (mapi_db, gw_db) = (TestDatabase::create().await, TestDatabase::create().await);
+        let (mapi_db, gw_db, bp_db) =
+            (TestDatabase::create().await, TestDatabase::create().await, TestDatabase::create().await);
+        // mapi registers every transaction with block-parser before sending it: the real service.
+        let bp_port = test_support::free_port();
         let env: HashMap<&str, String> = HashMap::from([
             ("DATABASE_URL", mapi_db.url().to_owned()),
             ("INTERNAL_TOKEN", TOKEN.to_owned()),
             ("WIF_PRIVATEKEY", WIF.to_owned()),
             ("MEMPOOL_CHECKER_DISABLED", "true".to_owned()),
             ("RUST_LOG", "warn".to_owned()),
-            ("BLOCK_PARSER_URL", format!("http://127.0.0.1:{}", test_support::free_port())),
+            ("BLOCK_PARSER_URL", format!("http://127.0.0.1:{bp_port}")),
         ]);
         let mapi = ServiceProcess::start(&binary("mapi"), &env).await;
+        let bp_env: HashMap<&str, String> = HashMap::from([
+            ("DATABASE_URL", bp_db.url().to_owned()),
+            ("INTERNAL_TOKEN", TOKEN.to_owned()),
+            ("MAPI_URL", mapi.url.clone()),
+            ("RUST_LOG", "warn".to_owned()),
+        ]);
+        let parser = ServiceProcess::start_on(&binary("block-parser"), &bp_env, bp_port).await;
         let mapi_url = mapi.url.clone();
         let node_body = json!({"id": format!("127.0.0.1:{}", node.rpc_port), "username": node.rpc_user, "password": node.rpc_password});
         let added = reqwest::Client::new()
@@ -190,6 +200,7 @@ fn main() {
             ("bitcoind".to_owned(), Watched::Pid(node.pid().unwrap())),
             ("mapi".to_owned(), Watched::Pid(mapi.pid())),
             ("gateway".to_owned(), Watched::Pid(gw.pid())),
+            ("block-parser".to_owned(), Watched::Pid(parser.pid())),
             ("postgres".to_owned(), Watched::Named("postgres".into())),
         ];
 
@@ -233,6 +244,6 @@ fn main() {
             "goals: batch 100: total CPU per tx <= 1.2x direct, tx/s >= 0.85 of direct; single tx at concurrency 16: \
              total CPU per tx <= 3x the node's batched per-tx CPU, tx/s >= the node's own single-tx rate (2x its goal)"
         );
-        drop((mapi, gw, mapi_db, gw_db));
+        drop((mapi, gw, parser, mapi_db, gw_db, bp_db));
     });
 }

@@ -306,6 +306,41 @@ impl NodeSend {
     }
 }
 
+/// The nodes whose best block is asked: their ids (requests join only a call to the same nodes)
+/// and clients.
+pub type NodeSet = Vec<(i64, RpcClient)>;
+
+/// `getblockchaininfo` of every node for many requests at once: the lowest tip among the nodes
+/// that answer (a quote or a submission answer names a block every node has), `None` when none
+/// does.
+#[derive(Debug)]
+pub struct BestBlock;
+
+impl Batch for BestBlock {
+    type Req = NodeSet;
+    type Resp = Option<(bsv_primitives::BlockHash, u64)>;
+
+    fn size(_: &Self::Req) -> usize {
+        1
+    }
+
+    fn fits(batch: &[&Self::Req], req: &Self::Req) -> bool {
+        batch.first().is_none_or(|first| first.iter().map(|(id, _)| id).eq(req.iter().map(|(id, _)| id)))
+    }
+
+    async fn run(&self, reqs: Vec<Self::Req>) -> Vec<Self::Resp> {
+        let Some(nodes) = reqs.first() else { return Vec::new() };
+        let answers =
+            futures_util::future::join_all(nodes.iter().map(|(_, c)| c.get_blockchain_info())).await;
+        let best = answers
+            .into_iter()
+            .filter_map(Result::ok)
+            .min_by_key(|info| info.blocks)
+            .map(|info| (info.bestblockhash, info.blocks));
+        vec![best; reqs.len()]
+    }
+}
+
 /// The merged operations a submission uses.
 #[derive(Debug, Clone)]
 pub struct SubmitIo {
@@ -319,6 +354,8 @@ pub struct SubmitIo {
     pub prevouts: Coalescer<Prevouts>,
     /// Registrations with block-parser.
     pub register: Coalescer<crate::registration::Register>,
+    /// The nodes' best block (`getblockchaininfo`), asked once for every answer that waits.
+    pub best_block: Coalescer<BestBlock>,
 }
 
 impl SubmitIo {
@@ -335,6 +372,9 @@ impl SubmitIo {
             insert: Coalescer::start(Insert(db.clone()), PARALLEL, MAX_ITEMS, capacity),
             record: Coalescer::start(Record(db.clone()), PARALLEL, MAX_ITEMS, capacity),
             prevouts: Coalescer::start(Prevouts, PARALLEL, MAX_ITEMS, capacity),
+            // One call at a time: every request that arrives while one is in flight shares the
+            // next, which starts after it arrived (so the answer is never older than the request).
+            best_block: Coalescer::start(BestBlock, 1, MAX_ITEMS, capacity),
         }
     }
 

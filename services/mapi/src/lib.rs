@@ -48,6 +48,15 @@ pub const MAX_SUBMIT_BYTES: usize = 100 * 1024 * 1024;
 /// The schema mAPI owns.
 pub const SCHEMA: &str = "mapi";
 
+/// Merged runs of single-transaction submissions in flight at once (see
+/// [`submit::MergedSingles`]). One: whatever arrives while a run is in flight merges into the
+/// next. Measured at concurrency 16 on two cores: one run at a time gave 990 tx/s at 1 290 µs CPU
+/// per transaction (all processes), two gave 910 tx/s at 1 600 µs (smaller batches, more calls).
+const MERGED_SINGLES_PARALLEL: usize = 1;
+
+/// Most single submissions merged into one run.
+const MERGED_SINGLES_MAX: usize = 500;
+
 /// What every handler shares.
 #[derive(Debug)]
 pub struct AppState {
@@ -160,9 +169,16 @@ impl Application {
         if !state.settings.mempool_checker_disabled {
             workers.spawn("mempool checker", mempool_checker::run(state.clone(), workers.shutdown_token()));
         }
+        let singles = web::Data::new(coalesce::Coalescer::start(
+            submit::MergedSingles(state.clone()),
+            MERGED_SINGLES_PARALLEL,
+            MERGED_SINGLES_MAX,
+            queue_capacity,
+        ));
         let server = HttpServer::new(move || {
             base_app(kit.clone())
                 .app_data(state.clone())
+                .app_data(singles.clone())
                 .route("/mapi/feeQuote", web::get().to(quote_http::fee_quote))
                 .route("/mapi/policyQuote", web::get().to(quote_http::policy_quote))
                 .route("/mapi/tx/{txid}", web::get().to(status::get_status))

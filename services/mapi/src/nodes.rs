@@ -220,14 +220,9 @@ pub async fn clients(state: &AppState) -> Result<Vec<(NodeRow, RpcClient)>, ApiE
 /// The best block as mAPI reports it: the *lowest* tip among the nodes that answer, so a quote
 /// never names a block some node has not seen.
 pub async fn best_block(state: &AppState) -> Result<(BlockHash, u64), ApiError> {
-    let nodes = clients(state).await?;
-    let answers = futures_util::future::join_all(nodes.iter().map(|(_, c)| c.get_blockchain_info())).await;
-    answers
-        .into_iter()
-        .filter_map(Result::ok)
-        .min_by_key(|info| info.blocks)
-        .map(|info| (info.bestblockhash, info.blocks))
-        .ok_or_else(|| ApiError::unavailable("Failed to connect to node(s)."))
+    let nodes = clients(state).await?.into_iter().map(|(row, client)| (row.node_id, client)).collect();
+    let best = state.io.best_block.call(nodes).await.map_err(crate::submit::refused)?;
+    best.ok_or_else(|| ApiError::unavailable("Failed to connect to node(s)."))
 }
 
 /// Body of `POST /api/v1/Node` and `PUT /api/v1/Node/{id}`.

@@ -14,7 +14,7 @@ use wire_model::mapi::{ConflictedTx, ReturnResult, TxResult};
 use wire_model::{CallbackEncryption, CallbackUrl};
 
 use crate::batching::{Outcome, SendError};
-use crate::coalesce::Refused;
+use crate::coalesce::{Batch, Coalescer, Refused};
 use crate::consolidation::{Params, PrevoutFacts, is_consolidation};
 use crate::fees::{self, FeeVerdict};
 use crate::quotes::{self, Quote};
@@ -245,12 +245,111 @@ pub async fn submit(
     items: Vec<SubmitItem>,
 ) -> Result<BatchOutcome, ApiError> {
     let identity = caller.identity.as_ref().map(|(i, p)| (i.as_str(), p.as_str()));
+    count_request(state, identity.is_some(), items.len());
+    let (early, sent) = pipeline(state, identity, items).await?;
+    Ok(in_reference_order(&state.metrics, early, sent))
+}
+
+/// Submits one transaction (`POST /mapi/tx`): it joins the single submissions of the same caller
+/// that arrive while others are in flight, and they run the pipeline together (see
+/// [`MergedSingles`]).
+pub async fn submit_single(
+    state: &AppState,
+    singles: &Coalescer<MergedSingles>,
+    caller: &TrustedCaller,
+    item: SubmitItem,
+) -> Result<TxResult, ApiError> {
+    count_request(state, caller.identity.is_some(), 1);
+    let single = Single { identity: caller.identity.clone(), txid: txid_of(&item), item };
+    let result = singles.call(single).await.map_err(refused)??;
+    let mut outcome = in_reference_order(&state.metrics, vec![(0, result)], Vec::new());
+    outcome.results.pop().ok_or_else(|| ApiError::new(ErrorKind::Internal, "no result"))
+}
+
+/// One `POST /mapi/tx` waiting to be merged: the caller, the transaction's id when its bytes
+/// decode (no transaction twice in one run), and the transaction.
+#[derive(Debug)]
+pub struct Single {
+    identity: Option<(String, String)>,
+    txid: Option<Txid>,
+    item: SubmitItem,
+}
+
+/// Concurrent single-transaction submissions of one caller, run through the pipeline as one batch:
+/// one lookup, one `gettxouts`, one write, one registration, one `sendrawtransactions` per node
+/// and one record for all of them, instead of one of each per transaction. Each keeps its own
+/// answer; a transaction's result does not depend on the others it ran with (a parent submitted
+/// beside its child is found in the batch, as it would be in the mempool).
+#[derive(Debug)]
+pub struct MergedSingles(pub actix_web::web::Data<AppState>);
+
+impl Batch for MergedSingles {
+    type Req = Single;
+    type Resp = Result<TxResult, ApiError>;
+
+    fn size(_: &Self::Req) -> usize {
+        1
+    }
+
+    /// Same caller (quotes and ownership are the caller's), and not a transaction already in.
+    fn fits(batch: &[&Self::Req], req: &Self::Req) -> bool {
+        batch.first().is_none_or(|first| first.identity == req.identity)
+            && req.txid.is_none_or(|t| batch.iter().all(|b| b.txid != Some(t)))
+    }
+
+    async fn run(&self, reqs: Vec<Self::Req>) -> Vec<Self::Resp> {
+        let n = reqs.len();
+        let identity = reqs.first().and_then(|r| r.identity.clone());
+        let identity = identity.as_ref().map(|(i, p)| (i.as_str(), p.as_str()));
+        let items = reqs.into_iter().map(|r| r.item).collect();
+        match pipeline(&self.0, identity, items).await {
+            Ok((early, sent)) => {
+                let mut by_index: Vec<Option<TxResult>> = vec![None; n];
+                for (index, result) in early.into_iter().chain(sent) {
+                    if let Some(slot) = by_index.get_mut(index) {
+                        *slot = Some(result);
+                    }
+                }
+                by_index
+                    .into_iter()
+                    .map(|r| r.ok_or_else(|| ApiError::new(ErrorKind::Internal, "no result")))
+                    .collect()
+            }
+            Err(e) => vec![Err(e); n],
+        }
+    }
+}
+
+/// The id of an item's transaction when its bytes decode (hex or binary, standard or Extended
+/// Format); `None` leaves the pipeline to report what is wrong.
+fn txid_of(item: &SubmitItem) -> Option<Txid> {
+    let decoded;
+    let raw = match (&item.raw_bytes, &item.raw_hex) {
+        (Some(b), _) => b.as_slice(),
+        (None, Some(h)) => {
+            decoded = hex::decode(h.trim()).ok()?;
+            decoded.as_slice()
+        }
+        (None, None) => return None,
+    };
+    if bsv_primitives::is_extended(raw) {
+        return bsv_primitives::parse_extended(raw).ok().map(|ef| Txid::from_internal(sha256d(&ef.standard)));
+    }
+    Some(Txid::from_internal(sha256d(raw)))
+}
+
+/// The steps of a submission, results by item position: decided before any node was asked
+/// (`early`) and the nodes' (`sent`).
+async fn pipeline(
+    state: &AppState,
+    identity: Option<(&str, &str)>,
+    items: Vec<SubmitItem>,
+) -> Result<(Early, Early), ApiError> {
     let (quotes, nodes) = tokio::join!(quotes::cached_for_identity(state, identity), nodes::clients(state));
     let cx = Context { state, identity, quotes: quotes?, nodes: nodes?, now: OffsetDateTime::now_utc() };
     if cx.valid_quotes().is_empty() && !state.settings.check_fee_disabled {
         return Err(ApiError::new(ErrorKind::Internal, "No fee quotes available"));
     }
-    count_request(&cx, items.len());
     let mut early: Early = Vec::new();
     let decoded = decode(items, &mut early);
     let parsed = parse(decoded, &mut early);
@@ -259,13 +358,13 @@ pub async fn submit(
     let to_send = price(&cx, candidates, &inputs, &mut early).await;
     let registered = persist(&cx, &to_send).await?;
     let sent = send_and_merge(&cx, &to_send, registered).await?;
-    Ok(in_reference_order(&state.metrics, early, sent))
+    Ok((early, sent))
 }
 
-fn count_request(cx: &Context<'_>, n: usize) {
-    let m = &cx.state.metrics;
+fn count_request(state: &AppState, authenticated: bool, n: usize) {
+    let m = &state.metrics;
     m.requests.inc();
-    if cx.identity.is_some() {
+    if authenticated {
         m.tx_authenticated_user.inc_by(n as u64);
     } else {
         m.tx_anonymous_user.inc_by(n as u64);
@@ -821,7 +920,8 @@ fn dsnt_warning_of_raw(raw: &[u8]) -> Vec<String> {
 
 /// The answer when a merged operation refused a call: its queue is full (shed load: retry in a
 /// second), or its worker has stopped (only while the service shuts down).
-fn refused(r: Refused) -> ApiError {
+/// A merged call that was not made, as the client sees it (503).
+pub(crate) fn refused(r: Refused) -> ApiError {
     match r {
         Refused::Full => ApiError::unavailable("The service is busy, retry later.").with_retry_after(1),
         Refused::Stopped => ApiError::unavailable("The service is shutting down."),

@@ -10,7 +10,8 @@ use service_kit::{ApiError, ErrorKind};
 use wire_model::MapiTimestamp;
 use wire_model::mapi::{API_VERSION, SubmitTxPayload, SubmitTxRequest, SubmitTxsPayload};
 
-use crate::submit::{SubmitItem, SubmitOptions, submit};
+use crate::coalesce::Coalescer;
+use crate::submit::{MergedSingles, SubmitItem, SubmitOptions, submit, submit_single};
 use crate::{AppState, envelopes, nodes};
 
 enum Body {
@@ -92,6 +93,7 @@ pub async fn submit_tx(
     query: web::Query<HashMap<String, String>>,
     caller: TrustedCaller,
     state: web::Data<AppState>,
+    singles: web::Data<Coalescer<MergedSingles>>,
 ) -> Result<HttpResponse, ApiError> {
     let item = match body_kind(&req)? {
         Body::Json => {
@@ -102,11 +104,10 @@ pub async fn submit_tx(
             SubmitItem { raw_hex: None, raw_bytes: Some(body.to_vec()), options: query_options(&query, "")? }
         }
     };
-    let (best, outcome) = tokio::join!(nodes::best_block(&state), submit(&state, &caller, vec![item]));
-    let ((hash, height), outcome) = (best?, outcome?);
+    let (best, result) =
+        tokio::join!(nodes::best_block(&state), submit_single(&state, &singles, &caller, item));
+    let ((hash, height), r) = (best?, result?);
     let miner_id = envelopes::miner_id(&state).await?;
-    let r =
-        outcome.results.into_iter().next().ok_or_else(|| ApiError::new(ErrorKind::Internal, "no result"))?;
     let payload = SubmitTxPayload {
         api_version: API_VERSION.to_owned(),
         timestamp: MapiTimestamp::now(),

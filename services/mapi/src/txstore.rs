@@ -5,7 +5,6 @@ use std::collections::HashMap;
 use bsv_primitives::Txid;
 use db_kit::{Db, DbError};
 use diesel::prelude::*;
-use diesel::upsert::excluded;
 use diesel_async::RunQueryDsl;
 use time::OffsetDateTime;
 
@@ -100,36 +99,54 @@ pub async fn existing(db: &Db, txids: &[Txid]) -> Result<HashMap<Txid, StoredTx>
 }
 
 /// Writes rows before sending (one statement); a row a node rejected earlier is replaced.
+///
+/// One array parameter per column (`unnest`): the same statement text, prepared once per
+/// connection, whatever the number of rows (a `VALUES` list would be a new statement, with 14
+/// parameters a row, for every batch size).
 pub async fn insert_sending<R: std::borrow::Borrow<NewTx>>(db: &Db, rows: &[R]) -> Result<(), DbError> {
+    use diesel::sql_types::{Array, BigInt, Bool, Bytea, Nullable, SmallInt, Text};
     if rows.is_empty() {
         return Ok(());
     }
     let rows: Vec<&NewTx> = rows.iter().map(std::borrow::Borrow::borrow).collect();
+    fn column<T: Clone>(rows: &[&NewTx], f: impl Fn(&NewTx) -> &T) -> Vec<T> {
+        rows.iter().map(|r| f(r).clone()).collect()
+    }
     let mut conn = db.conn().await?;
-    diesel::insert_into(txs::table)
-        .values(rows)
-        .on_conflict(txs::txid)
-        .do_update()
-        .set((
-            txs::payload.eq(excluded(txs::payload)),
-            txs::callback_url.eq(excluded(txs::callback_url)),
-            txs::callback_token.eq(excluded(txs::callback_token)),
-            txs::callback_encryption.eq(excluded(txs::callback_encryption)),
-            txs::merkle_proof.eq(excluded(txs::merkle_proof)),
-            txs::merkle_format.eq(excluded(txs::merkle_format)),
-            txs::ds_check.eq(excluded(txs::ds_check)),
-            txs::policy_quote_id.eq(excluded(txs::policy_quote_id)),
-            txs::ok_to_mine.eq(excluded(txs::ok_to_mine)),
-            txs::set_policy_quote.eq(excluded(txs::set_policy_quote)),
-            txs::identity.eq(excluded(txs::identity)),
-            txs::identity_provider.eq(excluded(txs::identity_provider)),
-            // Keep a status a node already gave; only a rejected row goes back to "sending".
-            txs::tx_status.eq(diesel::dsl::sql::<diesel::sql_types::SmallInt>(
-                "CASE WHEN txs.tx_status = -2 THEN -1 ELSE txs.tx_status END",
-            )),
-        ))
-        .execute(&mut conn)
-        .await?;
+    diesel::sql_query(
+        "INSERT INTO txs (txid, payload, callback_url, callback_token, callback_encryption, \
+                          merkle_proof, merkle_format, ds_check, tx_status, policy_quote_id, \
+                          ok_to_mine, set_policy_quote, identity, identity_provider) \
+         SELECT * FROM unnest($1::bytea[], $2::bytea[], $3::text[], $4::text[], $5::text[], \
+                              $6::bool[], $7::text[], $8::bool[], $9::int2[], $10::int8[], \
+                              $11::bool[], $12::bool[], $13::text[], $14::text[]) \
+         ON CONFLICT (txid) DO UPDATE SET \
+             payload = EXCLUDED.payload, callback_url = EXCLUDED.callback_url, \
+             callback_token = EXCLUDED.callback_token, \
+             callback_encryption = EXCLUDED.callback_encryption, \
+             merkle_proof = EXCLUDED.merkle_proof, merkle_format = EXCLUDED.merkle_format, \
+             ds_check = EXCLUDED.ds_check, policy_quote_id = EXCLUDED.policy_quote_id, \
+             ok_to_mine = EXCLUDED.ok_to_mine, set_policy_quote = EXCLUDED.set_policy_quote, \
+             identity = EXCLUDED.identity, identity_provider = EXCLUDED.identity_provider, \
+             tx_status = CASE WHEN txs.tx_status = -2 THEN -1 ELSE txs.tx_status END",
+    )
+    // Keep a status a node already gave (above); only a rejected row goes back to "sending".
+    .bind::<Array<Bytea>, _>(column(&rows, |r| &r.txid))
+    .bind::<Array<Nullable<Bytea>>, _>(column(&rows, |r| &r.payload))
+    .bind::<Array<Nullable<Text>>, _>(column(&rows, |r| &r.callback_url))
+    .bind::<Array<Nullable<Text>>, _>(column(&rows, |r| &r.callback_token))
+    .bind::<Array<Nullable<Text>>, _>(column(&rows, |r| &r.callback_encryption))
+    .bind::<Array<Bool>, _>(column(&rows, |r| &r.merkle_proof))
+    .bind::<Array<Nullable<Text>>, _>(column(&rows, |r| &r.merkle_format))
+    .bind::<Array<Bool>, _>(column(&rows, |r| &r.ds_check))
+    .bind::<Array<SmallInt>, _>(column(&rows, |r| &r.tx_status))
+    .bind::<Array<Nullable<BigInt>>, _>(column(&rows, |r| &r.policy_quote_id))
+    .bind::<Array<Bool>, _>(column(&rows, |r| &r.ok_to_mine))
+    .bind::<Array<Bool>, _>(column(&rows, |r| &r.set_policy_quote))
+    .bind::<Array<Nullable<Text>>, _>(column(&rows, |r| &r.identity))
+    .bind::<Array<Nullable<Text>>, _>(column(&rows, |r| &r.identity_provider))
+    .execute(&mut conn)
+    .await?;
     Ok(())
 }
 
@@ -163,17 +180,34 @@ pub async fn record_outcome(db: &Db, answers: &Answers<'_>, at: OffsetDateTime) 
     }
     use diesel::sql_types::{Array, Bytea, SmallInt, Timestamptz};
     let keys = |ids: &[Txid]| -> Vec<Vec<u8>> { ids.iter().map(|t| t.internal().to_vec()).collect() };
+    // A row is written once: one statement cannot update (or update and delete) a row twice (only
+    // one of the changes would take effect), and each write is a new row version with an entry in
+    // every index.
+    let removed: std::collections::HashSet<&Txid> = remove.iter().collect();
+    let registered: Vec<Txid> = registered.iter().filter(|t| !removed.contains(t)).copied().collect();
+    let touched: Vec<Txid> = accepted.iter().chain(keep).chain(&registered).copied().collect();
     let mut conn = db.conn().await?;
     // One statement, so one round trip: `set_config(.., true)` lasts until this statement's own
     // commit, which then does not wait for the flush.
     diesel::sql_query(
         "WITH s AS (SELECT set_config('synchronous_commit', 'off', true) AS v), \
-              a AS (UPDATE txs SET tx_status = $3, submitted_at = $4 FROM s \
-                    WHERE txid = ANY($1) AND (tx_status < 0 OR tx_status = $8) RETURNING 1), \
-              g AS (UPDATE txs SET registered_at = $4 FROM s \
-                    WHERE txid = ANY($9) AND registered_at IS NULL RETURNING 1), \
-              r AS (UPDATE txs SET tx_status = $5 FROM s \
-                    WHERE txid = ANY($2) AND tx_status = $6 RETURNING 1), \
+              u AS (UPDATE txs SET \
+                      tx_status = CASE \
+                        WHEN txid = ANY($1) AND (tx_status < 0 OR tx_status = $8) THEN $3 \
+                        WHEN txid = ANY($2) AND tx_status = $6 THEN $5 \
+                        ELSE tx_status END, \
+                      submitted_at = CASE \
+                        WHEN txid = ANY($1) AND (tx_status < 0 OR tx_status = $8) THEN $4 \
+                        ELSE submitted_at END, \
+                      registered_at = CASE \
+                        WHEN txid = ANY($9) AND registered_at IS NULL THEN $4 \
+                        ELSE registered_at END \
+                    FROM s \
+                    WHERE txid = ANY($10) AND ( \
+                        (txid = ANY($1) AND (tx_status < 0 OR tx_status = $8)) \
+                        OR (txid = ANY($2) AND tx_status = $6) \
+                        OR (txid = ANY($9) AND registered_at IS NULL)) \
+                    RETURNING 1), \
               d AS (DELETE FROM txs USING s \
                     WHERE txid = ANY($7) AND tx_status = $6 RETURNING 1) \
          SELECT v FROM s",
@@ -186,7 +220,8 @@ pub async fn record_outcome(db: &Db, answers: &Answers<'_>, at: OffsetDateTime) 
     .bind::<SmallInt, _>(STATUS_SENT_TO_NODE)
     .bind::<Array<Bytea>, _>(keys(remove))
     .bind::<SmallInt, _>(STATUS_MISSING_INPUTS_MAX)
-    .bind::<Array<Bytea>, _>(keys(registered))
+    .bind::<Array<Bytea>, _>(keys(&registered))
+    .bind::<Array<Bytea>, _>(keys(&touched))
     .execute(&mut conn)
     .await?;
     Ok(())

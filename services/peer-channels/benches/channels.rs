@@ -237,23 +237,54 @@ fn main() {
         for _ in 0..10 {
             http.post(&rurl).bearer_auth(&rowner).json(&json!({"n": 1})).send().await.unwrap();
         }
-        for concurrency in [1, 16] {
-            let mut runs = Vec::new();
-            for _ in 0..3 {
-                let (h, u, o) = (http.clone(), rurl.clone(), rowner.clone());
-                runs.push(
-                    measured(per_run, concurrency, &watched, move |_| {
-                        let req = h.get(&u).bearer_auth(&o);
-                        async move {
-                            let resp = req.send().await.unwrap();
-                            assert_eq!(resp.status(), 200);
-                            let _ = resp.bytes().await.unwrap();
-                        }
-                    })
-                    .await,
-                );
+        let reads = |label: String, goal: String| {
+            let (h, u, o, w) = (http.clone(), rurl.clone(), rowner.clone(), watched.clone());
+            async move {
+                let mut rates = Vec::new();
+                for concurrency in [1, 16] {
+                    let mut runs = Vec::new();
+                    for _ in 0..3 {
+                        let (h, u, o) = (h.clone(), u.clone(), o.clone());
+                        runs.push(
+                            measured(per_run, concurrency, &w, move |_| {
+                                let req = h.get(&u).bearer_auth(&o);
+                                async move {
+                                    let resp = req.send().await.unwrap();
+                                    assert_eq!(resp.status(), 200);
+                                    let _ = resp.bytes().await.unwrap();
+                                }
+                            })
+                            .await,
+                        );
+                    }
+                    let run = median(runs);
+                    print_row(&format!("{label}, concurrency {concurrency}"), &run, &goal);
+                    rates.push(run.rate);
+                }
+                rates
             }
-            print_row(&format!("read of 10 messages, concurrency {concurrency}"), &median(runs), "");
+        };
+        let small = reads("read of 10 messages".into(), String::new()).await;
+        // The same reads with a million messages of another channel in the table (as a
+        // deployment that has run for a while holds), written straight into it and analysed.
+        channel(&http, &base).await;
+        let million = 1_000_000;
+        test_support::execute_sql(
+            db.url(),
+            peer_channels::SCHEMA,
+            &format!(
+                "INSERT INTO messages (channel_id, seq, from_token, received_at, content_type, payload) \
+                 SELECT (SELECT max(id) FROM channels), g, NULL, now(), 'application/json', \
+                 convert_to('{{\"bench\": \"message\", \"n\": ' || g || '}}', 'UTF8') \
+                 FROM generate_series(1, {million}) g; \
+                 UPDATE channels SET head_sequence = {million} WHERE id = (SELECT max(id) FROM channels); \
+                 ANALYZE messages"
+            ),
+        )
+        .await;
+        let large = reads(format!("read of 10 messages, {million} in the table"), "(goal within 20 % of the above)".into()).await;
+        for ((concurrency, a), b) in [1, 16].iter().zip(&small).zip(&large) {
+            println!("reads with {million} messages in the table at concurrency {concurrency}: {:.2} of the rate without", b / a);
         }
         let subscribers: usize = std::env::var("BENCH_SUBSCRIBERS").ok().and_then(|s| s.parse().ok()).unwrap_or(1000);
         let rounds = 20;

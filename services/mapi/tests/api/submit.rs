@@ -468,3 +468,35 @@ async fn extended_format_is_accepted_as_hex_and_binary_priced_from_its_own_prevo
     let p = submit_one(&app, As::Anonymous, json!({"rawtx": hex::encode(cut)})).await;
     assert_eq!(p.result_description, "Can not parse transaction");
 }
+
+#[tokio::test]
+async fn concurrent_single_submissions_are_merged_each_keeping_its_own_answer() {
+    let (app, node) = app_with_node().await;
+    let coins = coins(&node).await;
+    let mut hexes = Vec::new();
+    for coin in &coins[..10] {
+        hexes.push(spend(&node, coin, 1000, 0).await);
+    }
+    // Each transaction twice at the same time (never "occurs more than once within request":
+    // a transaction joins no run that holds it already), and a malformed one among them.
+    let mut bodies: Vec<Value> = hexes.iter().chain(&hexes).map(|h| json!({"rawtx": h})).collect();
+    bodies.push(json!({"rawtx": "zz"}));
+    let answers =
+        futures_util::future::join_all(bodies.iter().map(|b| submit_one(&app, As::Anonymous, b.clone())))
+            .await;
+    for (body, p) in bodies.iter().zip(&answers) {
+        let hex = body["rawtx"].as_str().unwrap();
+        if hex == "zz" {
+            assert_eq!(p.return_result, wire_model::mapi::ReturnResult::Failure);
+            assert_eq!(p.result_description, "Invalid characters in rawTx");
+            continue;
+        }
+        assert_eq!(p.txid.map(|t| t.to_string()), Some(txid_of(hex)), "each answer names its own tx");
+        assert_eq!(p.return_result, wire_model::mapi::ReturnResult::Success, "{p:?}");
+        assert!(["", "Already known"].contains(&p.result_description.as_str()), "{p:?}");
+    }
+    let mempool = node.rpc("getrawmempool", json!([])).await;
+    for hex in &hexes {
+        assert!(mempool.as_array().unwrap().contains(&json!(txid_of(hex))));
+    }
+}

@@ -62,3 +62,32 @@ async fn answers_are_recorded_in_one_statement_without_leaking_the_commit_settin
         .unwrap();
     assert_eq!(s.synchronous_commit, "on");
 }
+
+#[tokio::test]
+async fn a_row_accepted_and_registered_in_one_answer_keeps_both() {
+    let database = TestDatabase::create().await;
+    let db = Db::new(DbSettings::new(database.url(), mapi::SCHEMA)).unwrap();
+    db.migrate(mapi::MIGRATIONS).await.unwrap();
+    let ids: Vec<Txid> = (1..=3u8).map(|b| Txid::from_internal([b; 32])).collect();
+    txstore::insert_sending(&db, &ids.iter().map(row).collect::<Vec<_>>()).await.unwrap();
+
+    // One statement used to update each row twice (status, then registration): only one change
+    // took effect. Accepted, kept as rejected and removed, all three registered.
+    let answers =
+        txstore::Answers { accepted: &ids[..1], registered: &ids, keep: &ids[1..2], remove: &ids[2..] };
+    txstore::record_outcome(&db, &answers, time::OffsetDateTime::now_utc()).await.unwrap();
+    let rows = test_support::query_json(
+        database.url(),
+        mapi::SCHEMA,
+        "SELECT encode(txid, 'hex') AS txid, tx_status, registered_at IS NOT NULL AS registered, \
+         submitted_at IS NOT NULL AS submitted FROM txs ORDER BY txid",
+    )
+    .await;
+    assert_eq!(rows.len(), 2, "the removed row is gone: {rows:?}");
+    assert_eq!(rows[0]["tx_status"], i64::from(txstore::STATUS_ACCEPTED));
+    assert_eq!(rows[0]["registered"], true);
+    assert_eq!(rows[0]["submitted"], true);
+    assert_eq!(rows[1]["tx_status"], i64::from(txstore::STATUS_NODE_REJECTED));
+    assert_eq!(rows[1]["registered"], true);
+    assert_eq!(rows[1]["submitted"], false);
+}
