@@ -18,12 +18,27 @@ fn ticks_per_second() -> u64 {
 
 /// User + system CPU time of a process so far (`None` once it is gone).
 pub fn cpu_time(pid: u32) -> Option<Duration> {
+    stat_ticks(pid, 11..13)
+}
+
+/// User + system CPU time of a process and of its children that ended and were waited for
+/// (PostgreSQL's postmaster collects that of the backends it reaped: connections replaced during a
+/// run still count).
+pub fn cpu_time_with_ended_children(pid: u32) -> Option<Duration> {
+    stat_ticks(pid, 11..15)
+}
+
+/// The sum of the `/proc/<pid>/stat` fields `range` (counted after the command name) in seconds.
+fn stat_ticks(pid: u32, range: std::ops::Range<usize>) -> Option<Duration> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // Fields after the command name (which may hold spaces) start after the last ')'.
     let rest = &stat[stat.rfind(')')? + 2..];
     let fields: Vec<&str> = rest.split_whitespace().collect();
-    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
-    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    // utime, stime, cutime and cstime are fields 14 to 17 of the line, 12 to 15 after the name.
+    let mut ticks = 0u64;
+    for i in range {
+        ticks += fields.get(i)?.parse::<u64>().ok()?;
+    }
     Some(Duration::from_secs_f64(ticks as f64 / ticks_per_second() as f64))
 }
 
@@ -65,7 +80,9 @@ impl CpuMeter {
             .map(|(label, w)| {
                 let total = match w {
                     Watched::Pid(pid) => cpu_time(*pid).unwrap_or_default(),
-                    Watched::Named(name) => pids_named(name).into_iter().filter_map(cpu_time).sum(),
+                    Watched::Named(name) => {
+                        pids_named(name).into_iter().filter_map(cpu_time_with_ended_children).sum()
+                    }
                 };
                 (label.clone(), total)
             })
