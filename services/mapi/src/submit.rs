@@ -920,7 +920,6 @@ fn dsnt_warning_of_raw(raw: &[u8]) -> Vec<String> {
 
 /// The answer when a merged operation refused a call: its queue is full (shed load: retry in a
 /// second), or its worker has stopped (only while the service shuts down).
-/// A merged call that was not made, as the client sees it (503).
 pub(crate) fn refused(r: Refused) -> ApiError {
     match r {
         Refused::Full => ApiError::unavailable("The service is busy, retry later.").with_retry_after(1),

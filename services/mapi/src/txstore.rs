@@ -53,8 +53,7 @@ pub struct StoredTx {
 }
 
 /// A row to write before sending.
-#[derive(Debug, Clone, Insertable)]
-#[diesel(table_name = txs)]
+#[derive(Debug, Clone)]
 pub struct NewTx {
     /// Txid, internal byte order.
     pub txid: Vec<u8>,
