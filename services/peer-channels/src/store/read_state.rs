@@ -61,46 +61,39 @@ pub async fn mark(
             upsert_mark(conn, channel_id, token_id, seq, MarkChange::Read(read)).await?;
             return Ok(());
         }
-        if read {
-            // Everything up to `seq` read: the watermark says so; drop the exceptions below it,
-            // and messages the token wrote need no mark (they are read already).
-            diesel::update(channel_tokens::table.find(token_id))
-                .set(channel_tokens::read_upto.eq(read_upto.max(seq)))
-                .execute(conn)
-                .await?;
-            diesel::update(
-                message_marks::table.filter(message_marks::token_id.eq(token_id)).filter(message_marks::seq.le(seq)),
+        // Read: everything up to `seq` is read, the watermark says so (messages the token wrote
+        // need no mark, they are read already). Unread: everything up to `seq` is unread and later
+        // ones unchanged: pin (seq, watermark] as read and drop the watermark.
+        if !read && read_upto > seq {
+            diesel::sql_query(
+                "INSERT INTO message_marks (token_id, channel_id, seq, is_read) \
+                 SELECT $1, m.channel_id, m.seq, true FROM messages m \
+                 WHERE m.channel_id = $2 AND m.seq > $3 AND m.seq <= $4 \
+                 ON CONFLICT (token_id, seq) DO UPDATE SET is_read = COALESCE(message_marks.is_read, true)",
             )
-            .set(message_marks::is_read.eq(None::<bool>))
+            .bind::<BigInt, _>(token_id)
+            .bind::<BigInt, _>(channel_id)
+            .bind::<BigInt, _>(seq)
+            .bind::<BigInt, _>(read_upto)
             .execute(conn)
             .await?;
-        } else {
-            // Everything up to `seq` unread, later ones unchanged: pin (seq, watermark] as read,
-            // drop the watermark, and mark the token's own messages up to `seq` unread.
-            if read_upto > seq {
-                diesel::sql_query(
-                    "INSERT INTO message_marks (token_id, channel_id, seq, is_read) \
-                     SELECT $1, m.channel_id, m.seq, true FROM messages m \
-                     WHERE m.channel_id = $2 AND m.seq > $3 AND m.seq <= $4 \
-                     ON CONFLICT (token_id, seq) DO UPDATE SET is_read = COALESCE(message_marks.is_read, true)",
-                )
-                .bind::<BigInt, _>(token_id)
-                .bind::<BigInt, _>(channel_id)
-                .bind::<BigInt, _>(seq)
-                .bind::<BigInt, _>(read_upto)
-                .execute(conn)
-                .await?;
-            }
-            diesel::update(channel_tokens::table.find(token_id))
-                .set(channel_tokens::read_upto.eq(0))
-                .execute(conn)
-                .await?;
-            diesel::update(
-                message_marks::table.filter(message_marks::token_id.eq(token_id)).filter(message_marks::seq.le(seq)),
-            )
-            .set(message_marks::is_read.eq(None::<bool>))
+        }
+        let watermark = if read { read_upto.max(seq) } else { 0 };
+        diesel::update(channel_tokens::table.find(token_id))
+            .set(channel_tokens::read_upto.eq(watermark))
             .execute(conn)
             .await?;
+        // Either way, the read exceptions up to `seq` give way to the new state.
+        diesel::update(
+            message_marks::table
+                .filter(message_marks::token_id.eq(token_id))
+                .filter(message_marks::seq.le(seq)),
+        )
+        .set(message_marks::is_read.eq(None::<bool>))
+        .execute(conn)
+        .await?;
+        if !read {
+            // The token's own messages up to `seq` become unread too.
             diesel::sql_query(
                 "INSERT INTO message_marks (token_id, channel_id, seq, is_read) \
                  SELECT $1, m.channel_id, m.seq, false FROM messages m \
