@@ -5,8 +5,8 @@
 //! Where each listens comes from the same variables that tell the services where to find each
 //! other: the gateway on `LISTEN_ADDR` (default `0.0.0.0:8080`), mapi on `MAPI_URL`'s host and port
 //! (default `127.0.0.1:8081`), peer-channels on `PEER_CHANNELS_URL` (8082), block-parser on
-//! `BLOCK_PARSER_URL` (8083), the notifier on `NOTIFIER_URL` (8084) and zmq-listener on
-//! `ZMQ_LISTENER_URL` (8085). Every other variable means what it means to each service; all share
+//! `BLOCK_PARSER_URL` (8083), the notifier on `NOTIFIER_URL` (8084), zmq-listener on
+//! `ZMQ_LISTENER_URL` (8085) and the indexer on `INDEXER_SERVICE_URL` (8086). Every other variable means what it means to each service; all share
 //! one `DATABASE_URL` (each service in its own schema), with `DB_MAX_CONNECTIONS` 4 per service
 //! unless set. `all-in-one migrate` migrates every schema and stops. One process means one
 //! telemetry pipeline (service name `all-in-one`) and one SIGTERM: every service shuts down
@@ -62,12 +62,13 @@ pub enum AllInOneError {
 }
 
 /// The services behind the gateway: name, URL variable, default URL.
-pub const INTERNAL: [(&str, &str, &str); 5] = [
+pub const INTERNAL: [(&str, &str, &str); 6] = [
     ("mapi", "MAPI_URL", "http://127.0.0.1:8081"),
     ("peer-channels", "PEER_CHANNELS_URL", "http://127.0.0.1:8082"),
     ("block-parser", "BLOCK_PARSER_URL", "http://127.0.0.1:8083"),
     ("notifier", "NOTIFIER_URL", "http://127.0.0.1:8084"),
     ("zmq-listener", "ZMQ_LISTENER_URL", "http://127.0.0.1:8085"),
+    ("indexer", "INDEXER_SERVICE_URL", "http://127.0.0.1:8086"),
 ];
 
 /// The environment every service sees: the given one, with every service URL set (so the
@@ -190,6 +191,16 @@ impl AllInOne {
             addr("PEER_CHANNELS_URL")?,
             out
         );
+        start!(
+            "indexer",
+            indexer,
+            indexer::settings::IndexerSettings,
+            env,
+            sh,
+            file,
+            addr("INDEXER_SERVICE_URL")?,
+            out
+        );
         let s: gateway::settings::GatewaySettings = settings("gateway", env, sh, file, gateway_addr)?;
         let app = gateway::Application::build(
             s,
@@ -240,6 +251,7 @@ pub async fn migrate(env: Env<'_>, file: Option<&str>) -> Result<(), Box<dyn std
         (peer_channels::SCHEMA, peer_channels::MIGRATIONS),
         (block_parser::SCHEMA, block_parser::MIGRATIONS),
         (notifier::SCHEMA, notifier::MIGRATIONS),
+        (indexer::SCHEMA, indexer::MIGRATIONS),
     ] {
         let db = db_kit::Db::new(common.db_settings(schema)?)?;
         let ran = db.migrate(migrations).await?;

@@ -25,15 +25,18 @@ pub enum ZmqTopic {
     DiscardedFromMempool,
     /// A transaction removed from the mempool because a block included it (body: JSON).
     RemovedFromMempoolBlock,
+    /// A transaction accepted into the mempool or connected in a block (body: its raw bytes).
+    RawTx,
 }
 
 impl ZmqTopic {
     /// Every topic.
-    pub const ALL: [ZmqTopic; 4] = [
+    pub const ALL: [ZmqTopic; 5] = [
         ZmqTopic::HashBlock,
         ZmqTopic::InvalidTx,
         ZmqTopic::DiscardedFromMempool,
         ZmqTopic::RemovedFromMempoolBlock,
+        ZmqTopic::RawTx,
     ];
 
     /// The topic string on the wire.
@@ -43,6 +46,7 @@ impl ZmqTopic {
             ZmqTopic::InvalidTx => "invalidtx",
             ZmqTopic::DiscardedFromMempool => "discardedfrommempool",
             ZmqTopic::RemovedFromMempoolBlock => "removedfrommempoolblock",
+            ZmqTopic::RawTx => "rawtx",
         }
     }
 
@@ -118,6 +122,8 @@ pub enum ZmqEvent {
     DiscardedFromMempool(MempoolRemoval),
     /// A transaction left the mempool because it was mined.
     RemovedFromMempoolBlock(MempoolRemoval),
+    /// A transaction's raw bytes.
+    RawTx(bytes::Bytes),
 }
 
 /// What a subscription reports: events, and changes of its connection state (for status APIs).
@@ -305,6 +311,7 @@ pub fn decode(frames: &[bytes::Bytes]) -> ZmqNotice {
         ZmqTopic::RemovedFromMempoolBlock => {
             serde_json::from_slice(body).map(ZmqEvent::RemovedFromMempoolBlock).map_err(|e| e.to_string())
         }
+        ZmqTopic::RawTx => Ok(ZmqEvent::RawTx(body.clone())),
     };
     match event {
         Ok(event) => ZmqNotice::Event { event, sequence },

@@ -136,6 +136,7 @@ impl BitcoindNode {
                 format!("-zmqpubinvalidtx={z}"),
                 format!("-zmqpubdiscardedfrommempool={z}"),
                 format!("-zmqpubremovedfrommempoolblock={z}"),
+                format!("-zmqpubrawtx={z}"),
                 "-invalidtxsink=ZMQ".into(),
             ]);
         }

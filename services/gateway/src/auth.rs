@@ -171,7 +171,11 @@ pub async fn authenticate(
 ) -> Result<Caller, ApiError> {
     let fail = |detail: &str| accounts::auth_failure(state, req, detail);
     match class {
-        RouteClass::Dsnt | RouteClass::Headers | RouteClass::Indexer => Ok(Caller::Anonymous),
+        RouteClass::Dsnt | RouteClass::Headers => Ok(Caller::Anonymous),
+        RouteClass::Indexer => match Bearer::of(req).token() {
+            Some(token) => Ok(account_of(state, token).await?.unwrap_or(Caller::Anonymous)),
+            None => Ok(Caller::Anonymous),
+        },
         RouteClass::MapiPublic => match Bearer::of(req) {
             Bearer::Absent => Ok(Caller::Anonymous),
             Bearer::Token(token) => state

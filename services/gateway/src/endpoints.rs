@@ -6,6 +6,7 @@ use serde_json::{Value, json};
 use time::format_description::well_known::Rfc3339;
 
 use crate::AppState;
+use crate::routing::IndexerApis;
 
 /// Builds the document at `now`.
 pub fn document(state: &AppState) -> Value {
@@ -19,15 +20,21 @@ pub fn document(state: &AppState) -> Value {
         // Served natively by block-parser (or by HeaderSV with EXPOSE_HEADER_SV_APIS=1): always on.
         json!({"apiType": "bsvapi.headers", "apiVersion": 1, "baseUrl": "/api/v1/headers"}),
     ];
-    if state.settings.indexer_enabled() {
+    let indexer = state.settings.indexer_apis();
+    if indexer != IndexerApis::Off {
         for (kind, path) in [
             ("bsvapi.transaction", "/api/v1/transaction"),
             ("bsvapi.merkle-proof", "/api/v1/merkle-proof"),
             ("bsvapi.output-spend", "/api/v1/output-spend"),
-            ("bsvapi.restoration", "/api/v1/restoration"),
         ] {
             endpoints.push(json!({"apiType": kind, "apiVersion": 1, "baseURL": path}));
         }
+    }
+    // Only an external indexer has a restoration index (the whole chain's pushdatas).
+    if indexer == IndexerApis::Proxy {
+        endpoints.push(
+            json!({"apiType": "bsvapi.restoration", "apiVersion": 1, "baseURL": "/api/v1/restoration"}),
+        );
     }
     json!({
         "apiType": "bsvapi.endpoint",

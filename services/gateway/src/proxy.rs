@@ -37,7 +37,7 @@ pub async fn admit(
     state: &AppState,
 ) -> Result<(CanonicalRequest, Route, Caller), ApiError> {
     let canonical = canonical_path(req)?;
-    let route = classify(&canonical.path, state.settings.headers_enabled(), state.settings.indexer_enabled())
+    let route = classify(&canonical.path, state.settings.headers_enabled(), state.settings.indexer_apis())
         .ok_or_else(|| ApiError::not_found(format!("no resource at {}", canonical.path)))?;
     let caller = authenticate(req, route.class, state).await?;
     Ok((canonical, route, caller))

@@ -17,8 +17,19 @@ pub enum Upstream {
     Notifier,
     /// An external HeaderSV (`EXPOSE_HEADER_SV_APIS=1`).
     HeaderSv,
-    /// An external indexer (`EXPOSE_INDEXER_APIS=1`).
+    /// The `indexer` service (native, or proxying an external indexer itself).
     Indexer,
+}
+
+/// Which indexer APIs the gateway routes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IndexerApis {
+    /// None (`EXPOSE_INDEXER_APIS` set to something other than `1`).
+    Off,
+    /// The native set: everything but restoration search.
+    Native,
+    /// An external indexer behind the service: restoration search too.
+    Proxy,
 }
 
 impl Upstream {
@@ -26,8 +37,12 @@ impl Upstream {
     /// caller's identity. HeaderSV and the indexer are other people's services.
     pub fn is_ours(self) -> bool {
         match self {
-            Upstream::Mapi | Upstream::PeerChannels | Upstream::BlockParser | Upstream::Notifier => true,
-            Upstream::HeaderSv | Upstream::Indexer => false,
+            Upstream::Mapi
+            | Upstream::PeerChannels
+            | Upstream::BlockParser
+            | Upstream::Notifier
+            | Upstream::Indexer => true,
+            Upstream::HeaderSv => false,
         }
     }
 }
@@ -49,7 +64,8 @@ pub enum RouteClass {
     AccountWebSocket,
     /// `/api/v1/headers*`: no authentication.
     Headers,
-    /// Indexer APIs: passed on (the indexer or a later gateway rule authenticates).
+    /// Indexer APIs: a master token, when valid, names the account; the indexer service decides
+    /// which endpoints need one (401 at the point the reference checks it).
     Indexer,
 }
 
@@ -237,7 +253,8 @@ static TEMPLATES: std::sync::LazyLock<Vec<Template>> = std::sync::LazyLock::new(
         .map(|(_, text)| {
             let segments: Vec<&'static str> = text.split('/').filter(|s| !s.is_empty()).collect();
             let fixed = segments.iter().filter(|s| !is_placeholder(s)).count();
-            let is_mapi = classify(text, false, false).is_some_and(|r| r.upstream == Upstream::Mapi);
+            let is_mapi =
+                classify(text, false, IndexerApis::Off).is_some_and(|r| r.upstream == Upstream::Mapi);
             Template { text, segments, fixed, is_mapi }
         })
         .collect()
@@ -304,7 +321,7 @@ fn under(path: &str, prefix: &str) -> bool {
 }
 
 /// Routes a canonical path; `None` means the gateway itself (or nobody) serves it.
-pub fn classify(canonical: &str, headers_external: bool, indexer_enabled: bool) -> Option<Route> {
+pub fn classify(canonical: &str, headers_external: bool, indexer: IndexerApis) -> Option<Route> {
     let p = canonical.to_ascii_lowercase();
     let route = |class, upstream| Some(Route { class, upstream });
     if under(&p, "/mapi") {
@@ -340,14 +357,16 @@ pub fn classify(canonical: &str, headers_external: bool, indexer_enabled: bool) 
         let upstream = if headers_external { Upstream::HeaderSv } else { Upstream::BlockParser };
         return route(RouteClass::Headers, upstream);
     }
-    let indexer_paths = [
-        "/api/v1/restoration",
-        "/api/v1/transaction",
-        "/api/v1/merkle-proof",
-        "/api/v1/output-spend",
-        "/api/v1/indexer",
-    ];
-    if indexer_enabled && indexer_paths.iter().any(|i| under(&p, i) || p.starts_with(&format!("{i}:"))) {
+    if indexer == IndexerApis::Off {
+        return None;
+    }
+    if under(&p, "/api/v1/restoration") {
+        return (indexer == IndexerApis::Proxy)
+            .then_some(Route { class: RouteClass::Indexer, upstream: Upstream::Indexer });
+    }
+    let indexer_paths =
+        ["/api/v1/transaction", "/api/v1/merkle-proof", "/api/v1/output-spend", "/api/v1/indexer"];
+    if indexer_paths.iter().any(|i| under(&p, i) || p.starts_with(&format!("{i}:"))) {
         return route(RouteClass::Indexer, Upstream::Indexer);
     }
     None
@@ -387,7 +406,7 @@ mod tests {
         assert_eq!(canonicalize("/mapi/tx/ab").unwrap(), "/mapi/tx/ab");
         assert_eq!(canonicalize("/api/v1/channel/abc%3D%3D").unwrap(), "/api/v1/channel/abc==");
         assert_eq!(canonicalize("/mapi//feeQuote").unwrap(), "/mapi/feeQuote");
-        let c = |p: &str| classify(p, false, false).map(|r| (r.class, r.upstream));
+        let c = |p: &str| classify(p, false, IndexerApis::Off).map(|r| (r.class, r.upstream));
         assert_eq!(c("/mapi/feeQuote"), Some((RouteClass::MapiPublic, Upstream::Mapi)));
         assert_eq!(c("/MAPI/feeQuote"), Some((RouteClass::MapiPublic, Upstream::Mapi)));
         assert_eq!(c("/dsnt/1/query"), Some((RouteClass::Dsnt, Upstream::Mapi)));
@@ -405,12 +424,12 @@ mod tests {
         assert_eq!(c("/api/v1/web-socket"), Some((RouteClass::AccountWebSocket, Upstream::PeerChannels)));
         assert_eq!(c("/api/v1/headers/tips"), Some((RouteClass::Headers, Upstream::BlockParser)));
         assert_eq!(
-            classify("/api/v1/headers/tips", true, false).map(|r| r.upstream),
+            classify("/api/v1/headers/tips", true, IndexerApis::Off).map(|r| r.upstream),
             Some(Upstream::HeaderSv)
         );
         assert_eq!(c("/api/v1/transaction/ab"), None, "indexer off");
         assert_eq!(
-            classify("/api/v1/transaction/filter:delete", false, true).map(|r| r.upstream),
+            classify("/api/v1/transaction/filter:delete", false, IndexerApis::Native).map(|r| r.upstream),
             Some(Upstream::Indexer)
         );
         assert_eq!(c("/api/v1/account"), None, "the gateway's own");
@@ -463,7 +482,7 @@ mod tests {
             assert!(!path.contains('{'), "{template}: unknown placeholder");
             let canonical = canonicalize(&path).unwrap();
             assert!(
-                own.contains(&canonical.as_str()) || classify(&canonical, true, true).is_some(),
+                own.contains(&canonical.as_str()) || classify(&canonical, true, IndexerApis::Proxy).is_some(),
                 "{method} {template} routes nowhere"
             );
         }

@@ -7,8 +7,9 @@
 //! | `signup_per_minute` | `SIGNUP_RATE_PER_MINUTE` | 20 (sign-ups and failed authentications per client address) |
 //! | `expose_header_sv_apis` | `EXPOSE_HEADER_SV_APIS` | unset (`1` enables the headers API, as in the reference) |
 //! | `header_sv_url` | `HEADER_SV_URL` | `http://127.0.0.1:33444` |
-//! | `expose_indexer_apis` | `EXPOSE_INDEXER_APIS` | unset (`1` enables the indexer APIs) |
-//! | `indexer_url` | `INDEXER_URL` | `http://127.0.0.1:49241` |
+//! | `expose_indexer_apis` | `EXPOSE_INDEXER_APIS` | unset: on (`1` too; any other value turns the indexer APIs off) |
+//! | `indexer_url` | `INDEXER_URL` | unset: the indexer service is native (no restoration search); set: it proxies that indexer |
+//! | `indexer_service_url` | `INDEXER_SERVICE_URL` | `http://127.0.0.1:8086` (the `indexer` service) |
 //! | `mapi_url` | `MAPI_URL` | `http://127.0.0.1:8081` |
 //! | `peer_channels_url` | `PEER_CHANNELS_URL` | `http://127.0.0.1:8082` |
 //! | `block_parser_url` | `BLOCK_PARSER_URL` | `http://127.0.0.1:8083` |
@@ -42,11 +43,15 @@ pub struct GatewaySettings {
     pub expose_header_sv_apis: Option<String>,
     /// Where headers come from.
     pub header_sv_url: url::Url,
-    /// `1` exposes the indexer APIs.
+    /// Unset or `1` exposes the indexer APIs; anything else hides them.
     #[serde(default)]
     pub expose_indexer_apis: Option<String>,
-    /// Where the indexer is.
-    pub indexer_url: url::Url,
+    /// The external indexer the `indexer` service proxies, if any (its presence decides whether
+    /// restoration search is served).
+    #[serde(default)]
+    pub indexer_url: Option<url::Url>,
+    /// The `indexer` service.
+    pub indexer_service_url: url::Url,
     /// The `mapi` service.
     pub mapi_url: url::Url,
     /// The `peer-channels` service.
@@ -80,9 +85,15 @@ impl GatewaySettings {
         self.expose_header_sv_apis.as_deref() == Some("1")
     }
 
-    /// True when the indexer APIs are on (`EXPOSE_INDEXER_APIS=1`).
-    pub fn indexer_enabled(&self) -> bool {
-        self.expose_indexer_apis.as_deref() == Some("1")
+    /// Which indexer APIs are served: none when `EXPOSE_INDEXER_APIS` is set to anything but `1`;
+    /// with `INDEXER_URL` the proxied set (restoration search included), else the native one.
+    pub fn indexer_apis(&self) -> crate::routing::IndexerApis {
+        use crate::routing::IndexerApis;
+        match (self.expose_indexer_apis.as_deref(), &self.indexer_url) {
+            (None | Some("1"), Some(_)) => IndexerApis::Proxy,
+            (None | Some("1"), None) => IndexerApis::Native,
+            _ => IndexerApis::Off,
+        }
     }
 
     /// The configured identity providers' JSON.
@@ -108,7 +119,7 @@ public_url = "http://127.0.0.1:8080"
 signup_window_secs = 300
 signup_per_minute = 20
 header_sv_url = "http://127.0.0.1:33444"
-indexer_url = "http://127.0.0.1:49241"
+indexer_service_url = "http://127.0.0.1:8086"
 mapi_url = "http://127.0.0.1:8081"
 peer_channels_url = "http://127.0.0.1:8082"
 block_parser_url = "http://127.0.0.1:8083"
@@ -126,6 +137,7 @@ max_body_bytes = 1048576
         env("HEADER_SV_URL", "header_sv_url"),
         env("EXPOSE_INDEXER_APIS", "expose_indexer_apis"),
         env("INDEXER_URL", "indexer_url"),
+        env("INDEXER_SERVICE_URL", "indexer_service_url"),
         env("MAPI_URL", "mapi_url"),
         env("PEER_CHANNELS_URL", "peer_channels_url"),
         env("BLOCK_PARSER_URL", "block_parser_url"),

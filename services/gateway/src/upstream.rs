@@ -52,7 +52,7 @@ pub fn base(state: &AppState, upstream: Upstream) -> &url::Url {
         Upstream::BlockParser => &s.block_parser_url,
         Upstream::Notifier => &s.notifier_url,
         Upstream::HeaderSv => &s.header_sv_url,
-        Upstream::Indexer => &s.indexer_url,
+        Upstream::Indexer => &s.indexer_service_url,
     }
 }
 
@@ -171,7 +171,7 @@ mod tests {
             .insert_header(("cookie", "c=1"))
             .insert_header(("x-custom", "1"))
             .to_http_request();
-        let route = Route { class: RouteClass::Indexer, upstream: Upstream::Indexer };
+        let route = Route { class: RouteClass::Headers, upstream: Upstream::HeaderSv };
         let h = headers(&req, &route, &Caller::Anonymous, "internal-credential", [1, 2, 3, 4].into());
         let names: Vec<&str> = h.keys().map(|k| k.as_str()).collect();
         assert_eq!(names, vec!["accept"]);

@@ -51,6 +51,14 @@ pub enum Event {
         /// The channel's public id.
         channel_id: String,
     },
+    /// An output of the account was spent (the indexer's 104-byte record, hex): its account
+    /// sockets send it.
+    OutputSpend {
+        /// The account watching the output.
+        account_id: i64,
+        /// The record, hex.
+        record: String,
+    },
     /// This replica's listener reconnected: events may have been missed, read the database.
     Resync,
     /// The best chain tip moved: every tip, as the headers API lists them (each replica polls

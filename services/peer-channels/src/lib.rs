@@ -3,6 +3,7 @@
 pub mod access;
 pub mod error;
 pub mod events;
+pub mod internal_api;
 pub mod manage;
 pub mod messages;
 mod schema;
@@ -211,7 +212,13 @@ fn routes(cfg: &mut web::ServiceConfig) {
                 .route(web::post().to(messages::mark))
                 .route(web::delete().to(messages::delete)),
         )
-        .route("/api/v1/web-socket", web::get().to(sockets::account_socket));
+        .route("/api/v1/web-socket", web::get().to(sockets::account_socket))
+        .service(
+            web::scope("/internal")
+                .wrap(actix_web::middleware::from_fn(service_kit::internal::require_internal))
+                .route("/account-sockets", web::post().to(internal_api::connected))
+                .route("/account-events", web::post().to(internal_api::spends)),
+        );
 }
 
 /// Removes expired messages every `PRUNER_INTERVAL_SECS` (every replica may run it: the delete is

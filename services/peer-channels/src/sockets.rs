@@ -163,7 +163,7 @@ async fn run_channel_socket(
                     Event::TokenRevoked { token_id } => via_account || *token_id != socket.access.token.id,
                     Event::ChannelDeleted { channel_id } => *channel_id != socket.access.channel.external_id,
                     Event::Resync => socket.catch_up().await.is_ok(),
-                    Event::Tips(_) => true,
+                    Event::Tips(_) | Event::OutputSpend { .. } => true,
                 },
                 Err(RecvError::Lagged(_)) => socket.catch_up().await.is_ok(),
                 Err(RecvError::Closed) => false,
@@ -261,6 +261,25 @@ impl AccountSocket {
         Ok(())
     }
 
+    /// Sends an output spend: binary kind 2 with the 104-byte record, or JSON
+    /// `bsvapi.output-spends.notification` with its hex.
+    async fn send_spend(&mut self, record_hex: &str) -> Result<(), ()> {
+        let sent = if self.binary {
+            let Ok(record) = hex::decode(record_hex) else {
+                return Ok(());
+            };
+            let mut frame = 2u32.to_be_bytes().to_vec();
+            frame.extend_from_slice(&record);
+            self.session.binary(frame).await
+        } else {
+            let frame = serde_json::json!({"message_type": "bsvapi.output-spends.notification", "result": record_hex});
+            self.session.text(frame.to_string()).await
+        };
+        sent.map_err(|_| ())?;
+        self.state.metrics.notifications_sent.inc();
+        Ok(())
+    }
+
     /// Announces what the database has after `seen` in every channel of the account, a page at
     /// a time.
     async fn catch_up(&mut self) -> Result<(), ()> {
@@ -311,6 +330,13 @@ async fn run_account_socket(
     let heartbeat = Duration::from_secs(state.settings.websocket_heartbeat_secs);
     let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + heartbeat, heartbeat);
     state.metrics.open_sockets.inc();
+    // Other services (the indexer) ask whether the account has a socket open; three missed
+    // heartbeats make the row stale.
+    let ttl = heartbeat * 3;
+    let registered = store::open_account_socket(&state.db, account, ttl)
+        .await
+        .map_err(|e| tracing::warn!(error = %e, "account socket not recorded"))
+        .ok();
     let mut socket = AccountSocket { state: state.clone(), account, binary, session, seen };
     loop {
         let ok = tokio::select! {
@@ -323,6 +349,10 @@ async fn run_account_socket(
                     }
                     Event::Resync => socket.catch_up().await.is_ok(),
                     Event::TokenRevoked { .. } => true,
+                    Event::OutputSpend { account_id, record } if *account_id == account => {
+                        socket.send_spend(record).await.is_ok()
+                    }
+                    Event::OutputSpend { .. } => true,
                     // Text in both modes, as the reference sends it.
                     Event::Tips(tips) => socket.session.text(crate::tips::frame(tips)).await.is_ok(),
                 },
@@ -335,7 +365,14 @@ async fn run_account_socket(
                 // Any other client frame closes the socket, as in the reference.
                 _ => false,
             },
-            _ = ping.tick() => socket.session.ping(b"").await.is_ok(),
+            _ = ping.tick() => {
+                if let Some(id) = registered
+                    && let Err(e) = store::refresh_account_socket(&state.db, id, ttl).await
+                {
+                    tracing::warn!(error = %e, "account socket not refreshed");
+                }
+                socket.session.ping(b"").await.is_ok()
+            }
             _ = state.shutdown.cancelled() => false,
         };
         if !ok {
@@ -343,5 +380,10 @@ async fn run_account_socket(
         }
     }
     state.metrics.open_sockets.dec();
+    if let Some(id) = registered
+        && let Err(e) = store::close_account_socket(&state.db, id).await
+    {
+        tracing::warn!(error = %e, "closed account socket not removed (it expires)");
+    }
     let _ = socket.session.close(closing(&state)).await;
 }

@@ -55,8 +55,13 @@ impl Application {
             credential,
         };
         let workers = Workers::new();
-        let (forwarder, sender) =
-            Forwarder::new(client, &settings.block_parser_url, &settings.mapi_url, workers.shutdown_token());
+        let (forwarder, sender) = Forwarder::new(
+            client,
+            &settings.block_parser_url,
+            &settings.mapi_url,
+            settings.indexer_service().as_ref(),
+            workers.shutdown_token(),
+        );
         let board = StatusBoard::default();
         workers.spawn("forwarder", sender);
         workers.spawn(

@@ -6,6 +6,7 @@
 //! | `block_parser_url` | `BLOCK_PARSER_URL` | `http://127.0.0.1:8083` (where `hashblock` goes) |
 //! | `zmq_connection_test_interval_sec` | `ZMQ_CONNECTION_TEST_INTERVAL_SEC` | 60 (a subscription silent this long is tested with `activezmqnotifications`; a failed test subscribes again) |
 //! | `node_rpc_timeout_ms` | `NODE_RPC_TIMEOUT_MS` | 10000 |
+//! | `indexer_service_url` | `INDEXER_SERVICE_URL` | `http://127.0.0.1:8086` (where mempool transactions (`rawtx`) go for tip filters; `none` takes no `rawtx`) |
 //!
 //! plus the common settings of `service_kit::settings` (`INTERNAL_TOKEN`, ...). No database.
 
@@ -25,6 +26,17 @@ pub struct ZmqListenerSettings {
     pub zmq_connection_test_interval_sec: u64,
     /// Timeout of node RPC calls.
     pub node_rpc_timeout_ms: u64,
+    /// The `indexer` service (`rawtx`), or `none`.
+    pub indexer_service_url: String,
+}
+
+impl ZmqListenerSettings {
+    /// The indexer to send mempool transactions to, if one is configured.
+    pub fn indexer_service(&self) -> Option<url::Url> {
+        (self.indexer_service_url != "none")
+            .then(|| url::Url::parse(&self.indexer_service_url).ok())
+            .flatten()
+    }
 }
 
 impl ServiceSettings for ZmqListenerSettings {
@@ -33,12 +45,14 @@ mapi_url = "http://127.0.0.1:8081"
 block_parser_url = "http://127.0.0.1:8083"
 zmq_connection_test_interval_sec = 60
 node_rpc_timeout_ms = 10000
+indexer_service_url = "http://127.0.0.1:8086"
 "#;
     const ENV: &'static [EnvVar] = &[
         env("MAPI_URL", "mapi_url"),
         env("BLOCK_PARSER_URL", "block_parser_url"),
         env("ZMQ_CONNECTION_TEST_INTERVAL_SEC", "zmq_connection_test_interval_sec"),
         env("NODE_RPC_TIMEOUT_MS", "node_rpc_timeout_ms"),
+        env("INDEXER_SERVICE_URL", "indexer_service_url"),
     ];
 
     fn common(&self) -> &CommonSettings {
@@ -51,6 +65,16 @@ node_rpc_timeout_ms = 10000
             if !matches!(url.scheme(), "http" | "https") {
                 return Err(SettingsError::invalid(Self::ENV, key, "must be an http or https URL"));
             }
+        }
+        if self.indexer_service_url != "none"
+            && !url::Url::parse(&self.indexer_service_url)
+                .is_ok_and(|u| matches!(u.scheme(), "http" | "https"))
+        {
+            return Err(SettingsError::invalid(
+                Self::ENV,
+                "indexer_service_url",
+                "must be an http or https URL, or none",
+            ));
         }
         if self.zmq_connection_test_interval_sec == 0 || self.node_rpc_timeout_ms == 0 {
             return Err(SettingsError::invalid(

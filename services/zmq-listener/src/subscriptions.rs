@@ -22,11 +22,13 @@ use crate::mempool::Notice;
 const RECONCILE_EVERY: Duration = Duration::from_secs(2);
 
 /// The topics zmq-listener needs, and the node's names for them (`activezmqnotifications`).
-const TOPICS: [(ZmqTopic, &str); 4] = [
+const TOPICS: [(ZmqTopic, &str); 5] = [
     (ZmqTopic::HashBlock, "pubhashblock"),
     (ZmqTopic::InvalidTx, "pubinvalidtx"),
     (ZmqTopic::DiscardedFromMempool, "pubdiscardedfrommempool"),
     (ZmqTopic::RemovedFromMempoolBlock, "pubremovedfrommempoolblock"),
+    // Mempool transactions for the indexer's tip filters (taken only when one is configured).
+    (ZmqTopic::RawTx, "pubrawtx"),
 ];
 
 /// One endpoint's state, as `status/zmq` shows it.
@@ -177,7 +179,7 @@ async fn reconcile(list: &[Node], running: &mut RunningByEndpoint, cx: &Context<
     let mut wanted: HashMap<(String, String), (&Node, BTreeSet<&'static str>)> = HashMap::new();
     for node in list {
         board.with(&node.id, |s| s.last_connection_attempt_at = Some(OffsetDateTime::now_utc()));
-        match endpoints(node).await {
+        match endpoints(node, cx.forwarder.takes_raw_txs()).await {
             Ok(by_address) => {
                 board.with(&node.id, |s| {
                     if s.last_error.starts_with("Unable to query") {
@@ -227,14 +229,17 @@ async fn reconcile(list: &[Node], running: &mut RunningByEndpoint, cx: &Context<
 
 /// The endpoints to subscribe to for a node, with the topics of each: its override with every
 /// topic, else what `activezmqnotifications` reports.
-async fn endpoints(node: &Node) -> Result<HashMap<String, BTreeSet<&'static str>>, String> {
+async fn endpoints(node: &Node, raw_txs: bool) -> Result<HashMap<String, BTreeSet<&'static str>>, String> {
     let active = node
         .rpc
         .active_zmq_notifications()
         .await
         .map_err(|e| format!("Unable to query activezmqnotifications of node {}: {e}", node.id))?;
     let mut by_address: HashMap<String, BTreeSet<&'static str>> = HashMap::new();
-    for (_, name) in TOPICS {
+    for (topic, name) in TOPICS {
+        if topic == ZmqTopic::RawTx && !raw_txs {
+            continue;
+        }
         let Some(published) = active.iter().find(|n| n.notification == name) else { continue };
         let address = node.zmq_override.clone().unwrap_or_else(|| published.address.clone());
         by_address.entry(address).or_default().insert(name);
@@ -322,5 +327,6 @@ fn forward(forwarder: &Forwarder, node: &Node, event: ZmqEvent) {
         ZmqEvent::InvalidTx(info) => forwarder.mempool.notice(node, Notice::Invalid(info)),
         ZmqEvent::DiscardedFromMempool(removal) => forwarder.mempool.notice(node, Notice::Discarded(removal)),
         ZmqEvent::RemovedFromMempoolBlock(_) => {}
+        ZmqEvent::RawTx(raw) => forwarder.raw_tx(raw),
     }
 }

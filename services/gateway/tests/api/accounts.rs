@@ -152,7 +152,8 @@ async fn endpoints_document_lists_the_enabled_apis() {
         doc["endpoints"].as_array().unwrap().iter().map(|e| e["apiType"].as_str().unwrap()).collect();
     assert!(kinds.contains(&"bsvapi.account") && kinds.contains(&"bsvapi.channel"));
     assert!(kinds.contains(&"bsvapi.headers"), "the headers API is native: always on");
-    assert!(!kinds.contains(&"bsvapi.transaction"), "the indexer is off by default");
+    assert!(kinds.contains(&"bsvapi.transaction"), "the native indexer APIs are on by default");
+    assert!(!kinds.contains(&"bsvapi.restoration"), "restoration search needs an external indexer");
     assert_eq!(app.get("/health").await.status(), 200);
     assert_eq!(app.get("/ready").await.status(), 200);
 }

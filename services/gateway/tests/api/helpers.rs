@@ -130,7 +130,7 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
         ("PEER_CHANNELS_URL", upstreams.peer_channels.url().to_owned()),
         ("BLOCK_PARSER_URL", upstreams.block_parser.url().to_owned()),
         ("HEADER_SV_URL", upstreams.header_sv.url().to_owned()),
-        ("INDEXER_URL", upstreams.indexer.url().to_owned()),
+        ("INDEXER_SERVICE_URL", upstreams.indexer.url().to_owned()),
         ("RESTADMIN_APIKEY", ADMIN_KEY.to_owned()),
         (
             "IDENTITY_PROVIDERS",

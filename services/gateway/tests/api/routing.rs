@@ -54,7 +54,7 @@ async fn each_path_class_reaches_its_upstream_intact() {
         assert_eq!(r.path, path.replace("%3D", "="), "{path_query}");
         assert_eq!(r.query, query, "{path_query}");
         assert_eq!(&r.body[..], format!("body of {method} {path_query}").as_bytes());
-        let third_party = std::ptr::eq(upstream, &u.header_sv) || std::ptr::eq(upstream, &u.indexer);
+        let third_party = std::ptr::eq(upstream, &u.header_sv);
         if third_party {
             // Someone else's service: no credential, no identity, no client credential.
             for h in ["x-internal-token", "x-caller-account", "authorization", "x-custom", "x-forwarded-for"]
@@ -76,6 +76,10 @@ async fn each_path_class_reaches_its_upstream_intact() {
     assert!(last[0].header("x-caller-account").is_some());
     assert_eq!(last[1].header("x-caller-account"), None, "a channel token is passed on, not resolved");
     assert_eq!(last[1].header("authorization"), Some("Bearer some-channel-token"));
+    // The indexer service is ours: a master token names the account, and is not passed on.
+    let indexed = u.indexer.requests();
+    assert!(indexed[0].header("x-caller-account").is_some_and(|a| a != "999"));
+    assert_eq!(indexed[0].header("authorization"), None);
 }
 
 #[tokio::test]

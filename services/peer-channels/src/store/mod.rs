@@ -8,12 +8,14 @@
 //! and a new token (watermark 0) sees the whole history as unread, without a row per token per
 //! message.
 
+mod account_sockets;
 mod channels;
 mod feed;
 mod messages;
 mod read_state;
 mod write_batch;
 
+pub use account_sockets::*;
 pub use channels::*;
 pub use feed::*;
 pub use messages::*;
