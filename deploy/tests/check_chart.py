@@ -20,9 +20,9 @@ import yaml  # noqa: E402
 import render  # noqa: E402
 
 KUBE_VERSION = "1.30"
-SERVICES = ["gateway", "mapi", "peer-channels", "block-parser", "zmq-listener", "notifier"]
+SERVICES = ["gateway", "mapi", "peer-channels", "block-parser", "zmq-listener", "notifier", "indexer"]
 KEYS = {"gateway": "gateway", "mapi": "mapi", "peer-channels": "peerChannels", "block-parser": "blockParser",
-        "zmq-listener": "zmqListener", "notifier": "notifier"}
+        "zmq-listener": "zmqListener", "notifier": "notifier", "indexer": "indexer"}
 
 
 def by_kind(objs: list[dict], kind: str) -> list[dict]:
@@ -63,7 +63,7 @@ class Chart(unittest.TestCase):
                     self.assertEqual(hooks, "pre-install,pre-upgrade")
                     self.assertEqual(job["spec"]["template"]["spec"]["containers"][0]["command"], [service, "migrate"])
         hpas = {service_of(o) for o in by_kind(objs, "HorizontalPodAutoscaler")}
-        self.assertEqual(hpas, {"gateway", "mapi", "peer-channels", "notifier"})
+        self.assertEqual(hpas, {"gateway", "mapi", "peer-channels", "notifier", "indexer"})
         self.assertEqual(len(by_kind(objs, "ConfigMap")), 1, "one shared ConfigMap")
 
     def test_pods_run_their_service_as_non_root_and_roll_on_config_or_secret_change(self):
@@ -128,7 +128,9 @@ class Chart(unittest.TestCase):
                 self.assertEqual(names, {service})
                 config = by_kind(objs, "ConfigMap")[0]["data"]
                 urls = {k for k in config if k.endswith("_URL") and k != "PUBLIC_URL"}
-                expected = set() if service == "gateway" else {service.upper().replace("-", "_") + "_URL"}
+                # The indexer service's variable: INDEXER_URL is the external indexer's.
+                var = "INDEXER_SERVICE_URL" if service == "indexer" else service.upper().replace("-", "_") + "_URL"
+                expected = set() if service == "gateway" else {var}
                 self.assertEqual(urls, expected)
 
     def test_an_existing_secret_is_used_and_none_is_made(self):

@@ -85,7 +85,7 @@ fn chart_probes() -> Vec<(String, String, String)> {
 async fn every_service_answers_the_charts_probes_on_its_own_port() {
     let s = start().await;
     let probes = chart_probes();
-    assert_eq!(probes.len(), 6);
+    assert_eq!(probes.len(), 7);
     let mut services: Vec<&str> = s.ports.keys().map(String::as_str).collect();
     services.sort_unstable();
     let mut charted: Vec<&str> = probes.iter().map(|p| p.0.as_str()).collect();

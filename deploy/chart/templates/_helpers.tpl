@@ -78,6 +78,12 @@ app.kubernetes.io/name: {{ .service }}
 {{- end }}
 {{- end -}}
 
+{{/* The variable naming a service's URL (`indexer`'s is INDEXER_SERVICE_URL: INDEXER_URL is the
+external indexer's, as in the reference). */}}
+{{- define "bsv.urlVar" -}}
+{{- if eq . "indexer" -}}INDEXER_SERVICE_URL{{- else -}}{{ printf "%s_URL" (snakecase . | upper) }}{{- end -}}
+{{- end -}}
+
 {{/* The in-cluster URL of a service. */}}
 {{- define "bsv.serviceUrl" -}}
 {{- printf "http://%s-%s:8080" (include "bsv.fullname" .ctx) .name -}}

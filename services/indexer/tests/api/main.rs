@@ -1,0 +1,4 @@
+//! Integration tests of the indexer service.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod proxy;
