@@ -282,6 +282,7 @@ async fn the_proxy_mirrors_the_indexer_as_the_reference_does() {
     assert_eq!(sent.body, hex::decode(&hash).unwrap());
     assert_eq!(sent.headers["content-type"], "application/octet-stream");
     assert_eq!(sent.query, format!("account_id={account}"));
+    assert_eq!(sent.method, "POST");
     let again = s
         .req(reqwest::Method::POST, "/api/v1/transaction/filter:delete", Some(account))
         .header("content-type", "application/json")
