@@ -115,7 +115,8 @@ async fn a_node_is_subscribed_its_blocks_reach_block_parser_at_once_and_a_restar
     topics.sort();
     assert_eq!(
         topics,
-        ["pubdiscardedfrommempool", "pubhashblock", "pubinvalidtx", "pubremovedfrommempoolblock"]
+        ["pubdiscardedfrommempool", "pubhashblock", "pubinvalidtx", "pubrawtx", "pubremovedfrommempoolblock"],
+        "rawtx too: an indexer is configured (the default)"
     );
     // Silent for longer than the test interval: the connection was tested with the node.
     s.wait_status(&node, "tested while silent", |e| !e["endpoints"][0]["lastPingAt"].is_null()).await;
