@@ -145,7 +145,8 @@ async fn run(txs: usize) -> Run {
         .unwrap();
     let matched = metrics
         .lines()
-        .find_map(|l| l.strip_prefix("indexer_tip_filter_matches_total "))
+        .find(|l| !l.starts_with('#') && l.contains("tip_filter_matches_total"))
+        .and_then(|l| l.split_whitespace().last())
         .unwrap_or("?")
         .to_owned();
     println!(
