@@ -335,6 +335,22 @@ async fn a_wallet_learns_of_its_payment_and_its_spend_in_the_mempool_and_in_the_
         .unwrap();
     assert_eq!(queried[0][2], spend_txid);
     assert_eq!(queried[0][4], Value::Null);
+    let binary = stack
+        .http
+        .post(stack.url("/api/v1/output-spend"))
+        .header("accept", "application/octet-stream")
+        .header("content-type", "application/octet-stream")
+        .body(
+            [&txid.parse::<bsv_primitives::Txid>().unwrap().internal()[..], &(vout as u32).to_be_bytes()]
+                .concat(),
+        )
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert_eq!(&binary[..], &record[..], "the same spend, binary");
 
     let block2 = node.generate(1).await.remove(0);
     let mined = next_frame(&mut socket, "bsvapi.output-spends.notification").await;

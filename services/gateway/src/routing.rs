@@ -432,6 +432,9 @@ mod tests {
             classify("/api/v1/transaction/filter:delete", false, IndexerApis::Native).map(|r| r.upstream),
             Some(Upstream::Indexer)
         );
+        let search = |apis| classify("/api/v1/restoration/search", false, apis).map(|r| r.upstream);
+        assert_eq!(search(IndexerApis::Native), None, "restoration search needs an external indexer");
+        assert_eq!(search(IndexerApis::Proxy), Some(Upstream::Indexer));
         assert_eq!(c("/api/v1/account"), None, "the gateway's own");
     }
 

@@ -159,6 +159,35 @@ async fn endpoints_document_lists_the_enabled_apis() {
 }
 
 #[tokio::test]
+async fn the_endpoints_document_lists_exactly_the_indexer_apis_served() {
+    let kinds = |doc: serde_json::Value| -> Vec<(String, Option<String>)> {
+        doc["endpoints"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| (e["apiType"].as_str().unwrap().to_owned(), e["baseURL"].as_str().map(str::to_owned)))
+            .collect()
+    };
+    let proxy = spawn_app_with(Options {
+        env: vec![("INDEXER_URL", "http://indexer.example:49241".into())],
+        ..Options::default()
+    })
+    .await;
+    let listed = kinds(proxy.get("/api/v1/endpoints").await.json().await.unwrap());
+    assert!(
+        listed.contains(&("bsvapi.restoration".into(), Some("/api/v1/restoration".into()))),
+        "{listed:?}"
+    );
+    assert!(listed.contains(&("bsvapi.output-spend".into(), Some("/api/v1/output-spend".into()))));
+    let off =
+        spawn_app_with(Options { env: vec![("EXPOSE_INDEXER_APIS", "0".into())], ..Options::default() })
+            .await;
+    let listed = kinds(off.get("/api/v1/endpoints").await.json().await.unwrap());
+    assert!(listed.iter().all(|(k, _)| k != "bsvapi.transaction" && k != "bsvapi.restoration"), "{listed:?}");
+    assert_eq!(off.get("/api/v1/transaction/ab").await.status(), 404, "not routed when off");
+}
+
+#[tokio::test]
 async fn get_account_with_a_signed_body_issues_a_fresh_token_to_the_key_holder() {
     let app = spawn_app().await;
     let g = account_get_vector();

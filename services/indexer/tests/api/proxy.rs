@@ -59,6 +59,8 @@ async fn record(up: web::Data<Upstream>, req: HttpRequest, body: web::Bytes) -> 
             HttpResponse::Ok().json(json!({"dateCreated": "2026-12-02T00:00:00"}))
         }
         "/api/v1/output-spend/notifications" => HttpResponse::Ok().json("[]"),
+        "/api/v1/output-spend" => HttpResponse::Ok().body(vec![7u8; 104]),
+        "/api/v1/restoration/search" => HttpResponse::Ok().body(vec![0u8; 102]),
         _ => HttpResponse::Ok().finish(),
     }
 }
@@ -227,6 +229,31 @@ async fn the_proxy_mirrors_the_indexer_as_the_reference_does() {
     );
     let empty = s.req(reqwest::Method::POST, "/api/v1/output-spend", None).send().await.unwrap();
     assert_eq!(empty.status(), 400, "no body provided");
+    let spends = s
+        .req(reqwest::Method::POST, "/api/v1/output-spend", None)
+        .header("accept", "application/octet-stream")
+        .header("content-type", "application/json")
+        .body(json!([[txid, 0]]).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(spends.status(), 200);
+    assert_eq!(spends.bytes().await.unwrap().len(), 104);
+    assert_eq!(s.seen("/api/v1/output-spend")[0].headers["content-type"], "application/json", "passed on");
+    let restoration = s
+        .req(reqwest::Method::POST, "/api/v1/restoration/search", None)
+        .header("accept", "application/octet-stream")
+        .header("content-type", "application/json")
+        .body(json!({"filterKeys": [txid]}).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(restoration.status(), 200, "restoration search: proxy mode only");
+    assert_eq!(restoration.bytes().await.unwrap().len(), 102);
+    assert_eq!(
+        s.seen("/api/v1/restoration/search")[0].body,
+        json!({"filterKeys": [txid]}).to_string().into_bytes()
+    );
 
     // Tip-filter registrations: stored per account, finalised on the indexer's 200.
     let hash = "cd".repeat(32);
@@ -246,6 +273,22 @@ async fn the_proxy_mirrors_the_indexer_as_the_reference_does() {
             .body(body.to_string())
             .send()
     };
+    let mut binary_entry = hex::decode("ce".repeat(32)).unwrap();
+    binary_entry.extend_from_slice(&600u32.to_be_bytes());
+    let binary = s
+        .req(reqwest::Method::POST, "/api/v1/transaction/filter", Some(account))
+        .header("content-type", "application/octet-stream")
+        .header("accept", "application/json")
+        .body(binary_entry.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(binary.status(), 200);
+    assert_eq!(
+        s.seen("/api/v1/transaction/filter")[0].body,
+        binary_entry,
+        "a binary body passed on as it came"
+    );
     let ok = post_filter(json!([[hash, 600]])).await.unwrap();
     assert_eq!(ok.status(), 200);
     assert_eq!(
@@ -253,7 +296,7 @@ async fn the_proxy_mirrors_the_indexer_as_the_reference_does() {
         "2026-12-02T00:00:00",
         "the indexer's answer"
     );
-    let forwarded = &s.seen("/api/v1/transaction/filter")[0];
+    let forwarded = &s.seen("/api/v1/transaction/filter")[1];
     assert!(forwarded.query.starts_with(&format!("account_id={account}&date_created=")));
     assert_eq!(post_filter(json!([[hash, 600]])).await.unwrap().status(), 400, "10024: already registered");
     let refused = post_filter(json!([["ff".repeat(32), 600]])).await.unwrap();
@@ -265,8 +308,8 @@ async fn the_proxy_mirrors_the_indexer_as_the_reference_does() {
     };
     let listed: Value = list("application/json").await.unwrap().json().await.unwrap();
     let listed: Value = serde_json::from_str(listed.as_str().unwrap()).unwrap();
-    assert_eq!(listed.as_array().unwrap().len(), 1, "the refused registration was removed: {listed}");
-    assert_eq!(list("application/octet-stream").await.unwrap().bytes().await.unwrap().len(), 40);
+    assert_eq!(listed.as_array().unwrap().len(), 2, "the refused registration was removed: {listed}");
+    assert_eq!(list("application/octet-stream").await.unwrap().bytes().await.unwrap().len(), 80);
     assert_eq!(list("*/*").await.unwrap().status(), 400);
 
     // Deletion: JSON in, binary hashes to the indexer.
