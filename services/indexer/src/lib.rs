@@ -116,10 +116,19 @@ impl Application {
         let metrics = IndexerMetrics::new(registry.registry())?;
         let credential = InternalCredential::new(settings.common.internal_token.clone());
         let internal = InternalClient::new(credential.clone(), Duration::from_secs(10))?;
+        // The external indexer's websocket is not a readiness condition: while it is down the
+        // mirrored endpoints answer 503 `10026` as the reference does, and the account's own
+        // settings and registrations stay readable. This gauge shows it (0 in native mode).
+        let connected = prometheus::IntGauge::new(
+            "indexer_external_connected",
+            "1 while the external indexer's websocket is open (proxy mode)",
+        )?;
+        registry.registry().register(Box::new(connected.clone()))?;
         let mode = match &settings.indexer_url {
             Some(url) => Mode::Proxy(proxy::ExternalIndexer::new(
                 url,
                 Duration::from_millis(settings.indexer_timeout_ms),
+                connected,
             )?),
             None => {
                 let nodes = Arc::new(node_directory::Nodes::new(
@@ -130,15 +139,7 @@ impl Application {
                 Mode::Native(chain::Chain::new(nodes, internal.clone(), &settings.block_parser_url))
             }
         };
-        let mut readiness = Readiness::new().with_db(db.clone());
-        if let Mode::Proxy(indexer) = &mode {
-            let indexer = indexer.clone();
-            readiness = readiness.with_check("indexer", move || {
-                let up = indexer.is_connected();
-                async move { if up { Ok(()) } else { Err("the external indexer's websocket is down".into()) } }
-            });
-        }
-        let kit = Kit { metrics: registry, readiness, credential };
+        let kit = Kit { metrics: registry, readiness: Readiness::new().with_db(db.clone()), credential };
         let state = web::Data::new(AppState {
             db: db.clone(),
             sockets: sockets::AccountSockets::new(internal.clone(), &settings.peer_channels_url),

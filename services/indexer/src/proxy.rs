@@ -29,6 +29,8 @@ pub struct ExternalIndexer {
     base: String,
     http: reqwest::Client,
     connected: Arc<AtomicBool>,
+    /// `indexer_external_connected`: the same state for operators.
+    gauge: prometheus::IntGauge,
 }
 
 /// A mirrored call's answer: its status and body, as the client will get them.
@@ -50,8 +52,13 @@ impl Mirrored {
 }
 
 impl ExternalIndexer {
-    /// A client of the indexer at `base`, each call within `timeout`.
-    pub fn new(base: &url::Url, timeout: Duration) -> Result<Self, reqwest::Error> {
+    /// A client of the indexer at `base`, each call within `timeout`; `gauge` follows the
+    /// websocket's state.
+    pub fn new(
+        base: &url::Url,
+        timeout: Duration,
+        gauge: prometheus::IntGauge,
+    ) -> Result<Self, reqwest::Error> {
         let http = reqwest::Client::builder()
             .timeout(timeout)
             .connect_timeout(Duration::from_secs(5))
@@ -62,7 +69,13 @@ impl ExternalIndexer {
             base: base.as_str().trim_end_matches('/').to_owned(),
             http,
             connected: Arc::new(AtomicBool::new(false)),
+            gauge,
         })
+    }
+
+    fn set_connected(&self, up: bool) {
+        self.connected.store(up, Ordering::Relaxed);
+        self.gauge.set(i64::from(up));
     }
 
     /// Whether the indexer's websocket is open (the reference's "indexer connected").
@@ -149,7 +162,7 @@ impl ExternalIndexer {
             match opened {
                 Ok(Ok((mut socket, _))) => {
                     tracing::info!("indexer websocket connected");
-                    self.connected.store(true, Ordering::Relaxed);
+                    self.set_connected(true);
                     loop {
                         let frame = tokio::select! {
                             _ = cancel.cancelled() => None,
@@ -170,7 +183,7 @@ impl ExternalIndexer {
                             Some(Ok(_)) => {}
                         }
                     }
-                    self.connected.store(false, Ordering::Relaxed);
+                    self.set_connected(false);
                     tracing::warn!("indexer websocket closed");
                 }
                 Ok(Err(e)) => tracing::debug!(error = %e, "indexer websocket not connected"),
