@@ -159,7 +159,10 @@ async fn every_metric_a_dashboard_queries_is_exported_by_some_service() {
             }
         }
     }
-    assert_eq!(boards, 7, "block parser, submission, callbacks, mempool checker, gateway, peer channels, indexer");
+    assert_eq!(
+        boards, 7,
+        "block parser, submission, callbacks, mempool checker, gateway, peer channels, indexer"
+    );
     assert!(queried.len() > 30);
     let missing: Vec<_> = queried.iter().filter(|(_, name)| !exported.contains(name)).collect();
     assert!(missing.is_empty(), "queried but exported by no service: {missing:?}");

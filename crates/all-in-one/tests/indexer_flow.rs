@@ -278,6 +278,8 @@ async fn a_wallet_learns_of_its_payment_and_its_spend_in_the_mempool_and_in_the_
     // Mine it: the block's match arrives too.
     let block = node.generate(1).await.remove(0);
     stack.wait_for_match(&channel_id, &owner, &txid, json!(block)).await;
+    let note = next_frame(&mut socket, "bsvapi.channels.notification").await;
+    assert_eq!(note["result"]["sequence"], 2, "the block's match, announced on the socket too");
 
     // Its proof, checked here against the node's header on our own.
     let proof: Value = stack

@@ -124,6 +124,7 @@ async fn stack() -> Stack {
         ("INDEXER_RECONNECT_SECS", "1".to_owned()),
         ("SWEEP_INTERVAL_SECS", "1".to_owned()),
         ("NOTIFICATION_BLOCK_PRIVATE_TARGETS", "false".to_owned()),
+        ("NOTIFICATION_NOTIFICATION_INTERVAL_SEC", "1".to_owned()),
         ("TIPS_POLL_INTERVAL_MS", "0".to_owned()),
         ("BLOCK_PARSER_URL", format!("http://127.0.0.1:{}", test_support::free_port())),
     ]);
@@ -398,8 +399,10 @@ async fn the_proxy_mirrors_the_indexer_as_the_reference_does() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
-    // Tip-filter matches the indexer posts go to the account's callback, token verbatim.
+    // Tip-filter matches the indexer posts go to the account's callback, token verbatim; a
+    // failed delivery is retried.
     let receiver = RecordingReceiver::start().await;
+    receiver.script_statuses(&[500]);
     let set = s
         .req(reqwest::Method::POST, "/api/v1/indexer", Some(account))
         .json(&json!({"tipFilterCallbackUrl": receiver.url(), "tipFilterCallbackToken": "Bearer channel-write-token"}))
@@ -421,7 +424,9 @@ async fn the_proxy_mirrors_the_indexer_as_the_reference_does() {
     let posted =
         s.http.post(format!("{}/api/v1/tip-filter/matches", s.indexer)).json(&matches).send().await.unwrap();
     assert_eq!(posted.status(), 200);
-    let got = receiver.wait_for(1, Duration::from_secs(15)).await;
-    assert_eq!(got[0].header("authorization"), Some("Bearer channel-write-token"));
-    assert_eq!(got[0].json(), json!({"blockId": null, "matches": matches["entries"][0]["matches"]}));
+    let got = receiver.wait_for(2, Duration::from_secs(20)).await;
+    for attempt in &got[..2] {
+        assert_eq!(attempt.header("authorization"), Some("Bearer channel-write-token"));
+        assert_eq!(attempt.json(), json!({"blockId": null, "matches": matches["entries"][0]["matches"]}));
+    }
 }
