@@ -45,18 +45,7 @@ pub async fn transaction(
 ) -> Result<HttpResponse, IndexerError> {
     let chain = match &state.mode {
         Mode::Proxy(indexer) => {
-            let path = req.path().to_owned();
-            return Ok(indexer
-                .mirror(
-                    Method::GET,
-                    &path,
-                    header(&req, ACCEPT),
-                    header(&req, CONTENT_TYPE),
-                    Bytes::new(),
-                    &[],
-                )
-                .await?
-                .into_response());
+            return Ok(indexer.forward(&req, Bytes::new(), &[]).await?.into_response());
         }
         Mode::Native(chain) => chain,
     };
@@ -97,18 +86,7 @@ pub async fn merkle_proof(
                 params.push(("includeFullTx", "1".to_owned()));
             }
             params.push(("targetType", target_name));
-            let path = req.path().to_owned();
-            return Ok(indexer
-                .mirror(
-                    Method::GET,
-                    &path,
-                    header(&req, ACCEPT),
-                    header(&req, CONTENT_TYPE),
-                    Bytes::new(),
-                    &params,
-                )
-                .await?
-                .into_response());
+            return Ok(indexer.forward(&req, Bytes::new(), &params).await?.into_response());
         }
         Mode::Native(chain) => chain,
     };
@@ -155,11 +133,7 @@ pub async fn output_spend(
     body: Bytes,
 ) -> Result<HttpResponse, IndexerError> {
     if let Mode::Proxy(indexer) = &state.mode {
-        let path = req.path().to_owned();
-        return Ok(indexer
-            .mirror(Method::POST, &path, header(&req, ACCEPT), header(&req, CONTENT_TYPE), body, &[])
-            .await?
-            .into_response());
+        return Ok(indexer.forward(&req, body, &[]).await?.into_response());
     }
     if body.is_empty() {
         return Err(IndexerError::bad("no body"));
@@ -198,10 +172,7 @@ pub async fn output_spend_notifications(
     store::add_watches(&state.db, account, &outpoints).await?;
     match &state.mode {
         Mode::Proxy(indexer) => {
-            let path = req.path().to_owned();
-            let mirrored = indexer
-                .mirror(Method::POST, &path, header(&req, ACCEPT), header(&req, CONTENT_TYPE), body, &[])
-                .await;
+            let mirrored = indexer.forward(&req, body, &[]).await;
             match mirrored {
                 Ok(m) if m.status.as_u16() <= 202 => Ok(m.into_response()),
                 other => {
@@ -280,9 +251,7 @@ pub async fn register_filters(
             store::insert_filters(&state.db, account, &entries, created, 0).await?;
             let hashes: Vec<[u8; 32]> = entries.iter().map(|e| e.pushdata_hash).collect();
             let query = [("account_id", account.to_string()), ("date_created", created.to_string())];
-            let path = req.path().to_owned();
-            let mirrored =
-                indexer.mirror(Method::POST, &path, header(&req, ACCEPT), content_type, body, &query).await;
+            let mirrored = indexer.forward(&req, body, &query).await;
             match mirrored {
                 Ok(m) if m.status == actix_web::http::StatusCode::OK => {
                     store::update_filter_flags(&state.db, account, &hashes, store::FINALISED, 0).await?;
@@ -329,11 +298,10 @@ pub async fn delete_filters(
             // a binary body, which the indexer cannot read).
             let binary: Vec<u8> = hashes.concat();
             let query = [("account_id", account.to_string())];
-            let path = req.path().to_owned();
             let mirrored = indexer
                 .mirror(
                     Method::POST,
-                    &path,
+                    req.path(),
                     header(&req, ACCEPT),
                     Some("application/octet-stream"),
                     binary.into(),
@@ -361,13 +329,7 @@ pub async fn restoration_search(
     body: Bytes,
 ) -> Result<HttpResponse, IndexerError> {
     match &state.mode {
-        Mode::Proxy(indexer) => {
-            let path = req.path().to_owned();
-            Ok(indexer
-                .mirror(Method::POST, &path, header(&req, ACCEPT), header(&req, CONTENT_TYPE), body, &[])
-                .await?
-                .into_response())
-        }
+        Mode::Proxy(indexer) => Ok(indexer.forward(&req, body, &[]).await?.into_response()),
         Mode::Native(_) => Err(IndexerError::NotFound(
             "restoration search needs an external indexer (INDEXER_URL); this deployment has none".into(),
         )),

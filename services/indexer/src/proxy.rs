@@ -131,6 +131,20 @@ impl ExternalIndexer {
         Ok(Mirrored { status, body, content_type })
     }
 
+    /// Mirrors the client's request as it came: its method, path, `Accept` and `Content-Type`,
+    /// with `body` and the named `query` parameters.
+    pub async fn forward(
+        &self,
+        req: &actix_web::HttpRequest,
+        body: Bytes,
+        query: &[(&str, String)],
+    ) -> Result<Mirrored, IndexerError> {
+        let header = |name| req.headers().get(name).and_then(|v| v.to_str().ok());
+        let method = reqwest::Method::from_bytes(req.method().as_str().as_bytes())
+            .map_err(|_| IndexerError::bad("unsupported method"))?;
+        self.mirror(method, req.path(), header("accept"), header("content-type"), body, query).await
+    }
+
     /// Tells the indexer to stop watching `outpoints` (binary `>32sI` each; one zeroed outpoint
     /// means all). Best effort: a failure is logged.
     pub async fn unregister_spends(&self, body: Vec<u8>) {
