@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 mod block;
+mod bump;
 mod envelope;
 mod error;
 mod extended;
@@ -14,6 +15,7 @@ mod tx;
 mod varint;
 
 pub use block::{BlockReader, BlockSummary};
+pub use bump::{Bump, BumpError, BumpLeaf, MAX_TREE_HEIGHT};
 pub use envelope::{ENCODING_UTF8, EnvelopeError, JsonEnvelope, MIMETYPE_JSON, sign_payload, verify_payload};
 pub use error::ParseError;
 pub use extended::{EF_MARKER, ExtendedTx, Prevout, is_extended, parse_extended, read_extended};

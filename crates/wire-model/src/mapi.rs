@@ -215,13 +215,15 @@ pub struct TxStatusPayload {
     pub merkle_proof: Option<MerkleProofPayload>,
 }
 
-/// A Merkle proof in a status answer: TSC (the default), or the node's legacy format when the
-/// caller asked for another `merkleFormat`.
+/// A Merkle proof in a status answer: TSC (the default), a BUMP (BRC-74 JSON) for `merkleFormat`
+/// `BUMP`, or the node's legacy format when the caller asked for another `merkleFormat`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum MerkleProofPayload {
     /// The TSC format.
     Tsc(TscProof),
+    /// BRC-74's JSON (`{"blockHeight", "path"}`).
+    Bump(bsv_primitives::Bump),
     /// `getmerkleproof`'s object, verbatim.
     Legacy(serde_json::Value),
 }

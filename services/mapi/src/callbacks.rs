@@ -114,10 +114,17 @@ fn legacy_target(header: &BlockHeader, height: u64) -> Value {
 }
 
 /// The `merkleProof` callback of a mined transaction: a TSC proof whose target is the header when
-/// the transaction was submitted with `merkleFormat` "TSC", else the legacy format.
+/// the transaction was submitted with `merkleFormat` "TSC", a BUMP (BRC-74 JSON) for "BUMP", else
+/// the legacy format.
 pub fn merkle_proof(who: &Subscriber, header: &BlockHeader, height: u64, proof: &TscProof) -> NewCallback {
     let block = header.hash();
-    let body = if who.merkle_format.as_deref() == Some("TSC") {
+    let bump = (who.merkle_format.as_deref() == Some("BUMP"))
+        .then(|| bsv_primitives::Bump::from_tsc(height, proof).ok())
+        .flatten()
+        .filter(|b| b.verify_against_header(header).is_ok());
+    let body = if let Some(bump) = bump {
+        serde_json::to_value(&bump).unwrap_or(Value::Null)
+    } else if who.merkle_format.as_deref() == Some("TSC") {
         let mut tsc = proof.clone();
         tsc.target_type = Some(TargetType::Header);
         tsc.target = hex::encode(header.as_bytes());
@@ -245,5 +252,28 @@ mod tests {
         assert_eq!(legacy.payload["callbackPayload"]["target"]["hash"], header.hash().to_string());
         assert_eq!(legacy.payload["callbackPayload"]["target"]["height"], 5);
         assert_eq!(legacy.payload["blockHeight"], 5);
+    }
+
+    #[test]
+    fn a_bump_callback_carries_brc74_json_that_leads_to_the_headers_root() {
+        let (left, right) = ([7u8; 32], [8u8; 32]);
+        let mut raw = [3u8; 80];
+        raw[36..68].copy_from_slice(&bsv_primitives::merkle_parent(&left, &right));
+        let header = BlockHeader::from_bytes(raw);
+        let proof = TscProof {
+            index: 1,
+            tx_or_id: Txid::from_internal(right).to_string(),
+            target_type: None,
+            target: header.hash().to_string(),
+            proof_type: None,
+            composite: None,
+            nodes: vec![bsv_primitives::ProofNode::Hash(left)],
+        };
+        let cb = merkle_proof(&subscriber(Some("BUMP")), &header, 5, &proof);
+        let bump: bsv_primitives::Bump =
+            serde_json::from_value(cb.payload["callbackPayload"].clone()).unwrap();
+        assert_eq!(bump.block_height, 5);
+        bump.verify_against_header(&header).unwrap();
+        assert_eq!(bump.txids(), vec![Txid::from_internal(right)]);
     }
 }

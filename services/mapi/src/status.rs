@@ -63,7 +63,8 @@ pub async fn get_status(
         Some(v) if v.eq_ignore_ascii_case("false") => false,
         Some(v) => return Err(ApiError::bad_request(format!("merkleProof: '{v}' is not a boolean"))),
     };
-    let legacy_wanted = want_proof && query.merkle_format.as_deref().unwrap_or("TSC") != "TSC";
+    let format = query.merkle_format.as_deref().unwrap_or("TSC");
+    let legacy_wanted = want_proof && !matches!(format, "TSC" | "BUMP");
     if !legacy_wanted && let Some(mined) = stored_block(&state.db, &txid).await? {
         let miner_id = envelopes::miner_id(&state).await?;
         let mut p = payload(&miner_id, txid, ReturnResult::Success, None);
@@ -71,7 +72,10 @@ pub async fn get_status(
         p.block_height = Some(mined.height);
         p.confirmations = Some(mined.confirmations);
         if want_proof {
-            p.merkle_proof = Some(MerkleProofPayload::Tsc(mined.proof));
+            p.merkle_proof = Some(match format {
+                "BUMP" => MerkleProofPayload::Bump(checked_bump(mined.height, &mined.proof, &mined.header)?),
+                _ => MerkleProofPayload::Tsc(mined.proof),
+            });
         }
         return envelopes::envelope(&state, &miner_id, &p).await;
     }
@@ -110,7 +114,9 @@ pub async fn get_status(
         p.block_height = Some(info.blockheight.unwrap_or(header.height));
         p.confirmations = info.confirmations;
         if want_proof {
-            p.merkle_proof = Some(merkle_proof(&nodes, &block, &txid, query.merkle_format.as_deref()).await?);
+            let height = info.blockheight.unwrap_or(header.height);
+            p.merkle_proof =
+                Some(merkle_proof(&nodes, &block, &txid, height, query.merkle_format.as_deref()).await?);
         }
     }
     envelopes::envelope(&state, &miner_id, &p).await
@@ -124,6 +130,19 @@ struct StoredBlock {
     confirmations: u64,
     /// Target: the header (the query's TSC format).
     proof: bsv_primitives::TscProof,
+    /// The block's header.
+    header: bsv_primitives::BlockHeader,
+}
+
+/// The BUMP of a TSC proof at `height`, checked against the header before it leaves.
+fn checked_bump(
+    height: u64,
+    proof: &bsv_primitives::TscProof,
+    header: &bsv_primitives::BlockHeader,
+) -> Result<bsv_primitives::Bump, ApiError> {
+    let bump = bsv_primitives::Bump::from_tsc(height, proof).map_err(|e| ApiError::internal(&e))?;
+    bump.verify_against_header(header).map_err(|e| ApiError::internal(&e))?;
+    Ok(bump)
 }
 
 /// The transaction's active-chain block and the confirmations from the reported tip, when both
@@ -164,6 +183,7 @@ async fn stored_block(db: &db_kit::Db, txid: &Txid) -> Result<Option<StoredBlock
         height: u64::try_from(height).unwrap_or_default(),
         confirmations: u64::try_from(tip - height + 1).unwrap_or_default(),
         proof,
+        header,
     }))
 }
 
@@ -172,18 +192,22 @@ async fn merkle_proof(
     nodes: &[(nodes::NodeRow, node_client::RpcClient)],
     block: &bsv_primitives::BlockHash,
     txid: &Txid,
+    height: u64,
     format: Option<&str>,
 ) -> Result<MerkleProofPayload, ApiError> {
     for (_, client) in nodes {
         let Ok(header) = client.get_block_header_raw(block).await else { continue };
         match format.unwrap_or("TSC") {
-            "TSC" => {
+            format @ ("TSC" | "BUMP") => {
                 let Ok(proof) = client.get_merkle_proof2_with_target(block, txid, false, "header").await
                 else {
                     continue;
                 };
                 if proof.verify_against_header(&header).is_ok() {
-                    return Ok(MerkleProofPayload::Tsc(proof));
+                    return Ok(match format {
+                        "BUMP" => MerkleProofPayload::Bump(checked_bump(height, &proof, &header)?),
+                        _ => MerkleProofPayload::Tsc(proof),
+                    });
                 }
                 tracing::error!(tx.id = %txid, "a node's Merkle proof does not match the block header");
             }

@@ -406,10 +406,15 @@ fn decode(items: Vec<SubmitItem>, early: &mut Early) -> Vec<Decoded> {
             (raw, None)
         };
         let txid = Txid::from_internal(sha256d(&raw));
-        if let Some(f) = item.options.merkle_format.as_deref().filter(|f| !f.is_empty() && *f != "TSC") {
+        if let Some(f) = item.options.merkle_format.as_deref().filter(|f| !matches!(*f, "" | "TSC" | "BUMP"))
+        {
             early.push((
                 index,
-                failure(Some(txid), format!("Invalid merkle format {f}. Supported formats: TSC."), false),
+                failure(
+                    Some(txid),
+                    format!("Invalid merkle format {f}. Supported formats: TSC, BUMP."),
+                    false,
+                ),
             ));
             continue;
         }

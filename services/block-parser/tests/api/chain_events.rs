@@ -72,6 +72,12 @@ async fn a_mined_transaction_is_reported_from_stored_state_with_its_proof_and_ca
     let proof: bsv_primitives::TscProof = serde_json::from_value(ours).unwrap();
     let header = bsv_primitives::BlockHeader::from_hex(theirs["target"].as_str().unwrap()).unwrap();
     proof.verify_against_header(&header).unwrap();
+    // The same path as a BUMP, from stored state, leading to the node's header's root.
+    let bump = s.tx_status(&tsc_id, "?merkleProof=true&merkleFormat=BUMP").await["merkleProof"].clone();
+    let bump: bsv_primitives::Bump = serde_json::from_value(bump).unwrap();
+    assert_eq!(bump.block_height, height);
+    bump.verify_against_header(&header).unwrap();
+    assert_eq!(bump.txids(), vec![tsc_id.parse().unwrap()]);
 
     // One merkleProof callback row each, in the format each was submitted with.
     let rows = s
@@ -375,7 +381,17 @@ async fn every_proof_of_a_block_of_2000_registered_transactions_equals_the_nodes
     assert_eq!(rows.len(), 2000);
     let header_hex = node.rpc("getblockheader", json!([block, false])).await;
     let header = bsv_primitives::BlockHeader::from_hex(header_hex.as_str().unwrap()).unwrap();
+    let height = info["height"].as_u64().unwrap();
+    let mut compound: Option<bsv_primitives::Bump> = None;
     for row in rows {
+        // The BUMP of the same path proves the same root, alone and merged into one for the block.
+        let proof: bsv_primitives::TscProof = serde_json::from_value(row["proof"].clone()).unwrap();
+        let bump = bsv_primitives::Bump::from_tsc(height, &proof).unwrap();
+        bump.verify_against_header(&header).unwrap();
+        match compound.as_mut() {
+            Some(c) => c.merge(&bump).unwrap(),
+            None => compound = Some(bump),
+        }
         let mut txid = hex::decode(row["txid"].as_str().unwrap()).unwrap();
         txid.reverse();
         let txid = hex::encode(txid);
@@ -386,6 +402,11 @@ async fn every_proof_of_a_block_of_2000_registered_transactions_equals_the_nodes
         let proof: bsv_primitives::TscProof = serde_json::from_value(row["proof"].clone()).unwrap();
         proof.verify_against_header(&header).unwrap();
     }
+    let compound = compound.unwrap();
+    assert_eq!(compound.txids().len(), 2000);
+    compound.verify_against_header(&header).unwrap();
+    let bytes = compound.to_bytes();
+    assert_eq!(bsv_primitives::Bump::from_bytes(&bytes).unwrap(), compound, "the compound BUMP reads back");
 }
 
 #[tokio::test]

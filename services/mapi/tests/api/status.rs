@@ -49,6 +49,12 @@ async fn status_in_mempool_then_mined_with_a_checked_proof() {
     assert!(status(&app, &format!("/mapi/tx/{txid}")).await.merkle_proof.is_none());
     let p = status(&app, &format!("/mapi/tx/{txid}?merkleProof=true&merkleFormat=legacy")).await;
     assert!(matches!(p.merkle_proof, Some(MerkleProofPayload::Legacy(_))), "{p:?}");
+    // BUMP (BRC-74 JSON) on request, checked here against the node's header on its own.
+    let p = status(&app, &format!("/mapi/tx/{txid}?merkleProof=true&merkleFormat=BUMP")).await;
+    let Some(MerkleProofPayload::Bump(bump)) = p.merkle_proof else { panic!("a BUMP: {p:?}") };
+    assert_eq!(bump.block_height, 102);
+    assert_eq!(bump.txids(), vec![txid.parse().unwrap()]);
+    assert_eq!(bump.root_for(&txid.parse().unwrap()).unwrap(), header.merkle_root());
 
     // Unknown: failure with the node's message; malformed: 400.
     let p = status(&app, &format!("/mapi/tx/{}", "ab".repeat(32))).await;

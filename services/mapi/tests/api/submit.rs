@@ -111,7 +111,10 @@ async fn malformed_input_gets_the_references_answers_never_500() {
         (json!({"rawtx": "abc"}), "Invalid characters in rawTx"),
         (json!({}), "RawTx is required"),
         (json!({"rawtx": &hex[..hex.len() - 10]}), "Can not parse transaction"),
-        (json!({"rawtx": hex, "merkleFormat": "XYZ"}), "Invalid merkle format XYZ. Supported formats: TSC."),
+        (
+            json!({"rawtx": hex, "merkleFormat": "XYZ"}),
+            "Invalid merkle format XYZ. Supported formats: TSC, BUMP.",
+        ),
         (
             json!({"rawtx": hex, "merkleProof": true}),
             "CallbackUrl is required when MerkleProof or DsCheck is not false",
