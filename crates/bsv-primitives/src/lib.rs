@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 
+mod beef;
 mod block;
 mod bump;
 mod envelope;
@@ -14,6 +15,7 @@ mod skim;
 mod tx;
 mod varint;
 
+pub use beef::{ATOMIC_PREFIX, BEEF_V1, BEEF_V2, Beef, BeefError, BeefTx, BeefTxBody, BeefVersion, is_beef};
 pub use block::{BlockReader, BlockSummary};
 pub use bump::{Bump, BumpError, BumpLeaf, MAX_TREE_HEIGHT};
 pub use envelope::{ENCODING_UTF8, EnvelopeError, JsonEnvelope, MIMETYPE_JSON, sign_payload, verify_payload};
