@@ -80,9 +80,18 @@ pub async fn follow_blocks(
     every: Duration,
     cancel: CancellationToken,
 ) {
+    // The same failure round after round (block-parser still starting) is logged once.
+    let mut last_error: Option<String> = None;
     loop {
-        if let Err(e) = blocks_round(&state, &chain).await {
-            tracing::warn!(error = %e, "block matching round failed");
+        match blocks_round(&state, &chain).await {
+            Ok(()) => last_error = None,
+            Err(e) if last_error.as_deref() == Some(e.as_str()) => {
+                tracing::debug!(error = %e, "block matching round failed again");
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "block matching round failed");
+                last_error = Some(e);
+            }
         }
         tokio::select! {
             _ = cancel.cancelled() => return,
