@@ -19,6 +19,7 @@ const ADMIN_KEY: &str = "indexer-flow-admin-key-0123456789";
 
 struct Stack {
     gateway: String,
+    indexer: String,
     http: reqwest::Client,
     _db: TestDatabase,
 }
@@ -46,8 +47,10 @@ async fn start(node: &BitcoindNode) -> Stack {
     }
     let lookup = |k: &str| env.get(k).cloned();
     let all = all_in_one::AllInOne::build(&lookup, None).await.unwrap();
+    let indexer_port = all.ports().iter().find(|(s, _)| *s == "indexer").unwrap().1;
     tokio::spawn(all.run_until_stopped());
-    let stack = Stack { gateway, http: reqwest::Client::new(), _db: db };
+    let indexer = format!("http://127.0.0.1:{indexer_port}");
+    let stack = Stack { gateway, indexer, http: reqwest::Client::new(), _db: db };
     let node_body = json!({"id": format!("127.0.0.1:{}", node.rpc_port), "username": node.rpc_user, "password": node.rpc_password});
     let added =
         stack.http.post(stack.url("/api/v1/Node")).header("api-key", ADMIN_KEY).json(&node_body).send().await;
@@ -134,6 +137,42 @@ async fn next_frame(socket: &mut Socket, kind: &str) -> Value {
                 return v;
             }
         }
+    }
+}
+
+/// Transactions the indexer has matched so far (its metric).
+async fn matched(stack: &Stack) -> u64 {
+    let metrics = stack
+        .http
+        .get(format!("{}/metrics", stack.indexer))
+        .header("x-internal-token", "indexer-flow-internal-token")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    metrics
+        .lines()
+        .find(|l| !l.starts_with('#') && l.contains("indexer_transactions_matched_total"))
+        .and_then(|l| l.split_whitespace().last())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Waits until mempool transactions reach the indexer: a ZMQ subscriber misses what is published
+/// before its subscription reached the publisher, so a warm-up transaction is sent until one is
+/// matched.
+async fn wait_for_mempool_feed(stack: &Stack, node: &BitcoindNode) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let before = matched(stack).await;
+    loop {
+        node.send_to_new_address(0.01).await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        if matched(stack).await > before {
+            return;
+        }
+        assert!(Instant::now() < deadline, "no mempool transaction reached the indexer");
     }
 }
 
@@ -231,6 +270,7 @@ async fn a_wallet_learns_of_its_payment_and_its_spend_in_the_mempool_and_in_the_
     assert_eq!(listed.as_array().unwrap().len(), 1);
 
     wait_for_subscriptions(&stack).await;
+    wait_for_mempool_feed(&stack, &node).await;
 
     // Pay to it: the mempool match arrives in the channel and is announced on the socket.
     let txid = node.rpc("sendtoaddress", json!([address, 1.0])).await.as_str().unwrap().to_owned();

@@ -33,6 +33,12 @@ fn wants_binary(req: &HttpRequest) -> bool {
     header(req, ACCEPT) == Some("application/octet-stream")
 }
 
+/// A 200 with `body`, labelled binary or JSON.
+fn reply(binary: bool, body: Vec<u8>) -> HttpResponse {
+    let content_type = if binary { "application/octet-stream" } else { "application/json" };
+    HttpResponse::Ok().content_type(content_type).body(body)
+}
+
 fn parse_txid(raw: &str) -> Result<Txid, IndexerError> {
     raw.parse().map_err(|_| IndexerError::bad("invalid txid"))
 }
@@ -54,11 +60,7 @@ pub async fn transaction(
         .transaction(&txid)
         .await?
         .ok_or_else(|| IndexerError::NotFound("transaction not found".into()))?;
-    Ok(if wants_binary(&req) {
-        HttpResponse::Ok().content_type("application/octet-stream").body(raw)
-    } else {
-        HttpResponse::Ok().json(hex::encode(raw))
-    })
+    Ok(if wants_binary(&req) { reply(true, raw) } else { HttpResponse::Ok().json(hex::encode(raw)) })
 }
 
 /// Query of a Merkle proof request.
@@ -102,7 +104,7 @@ pub async fn merkle_proof(
         .await?
         .ok_or_else(|| IndexerError::NotFound("transaction not found or not mined".into()))?;
     Ok(if wants_binary(&req) {
-        HttpResponse::Ok().content_type("application/octet-stream").body(formats::tsc_binary(&proof)?)
+        reply(true, formats::tsc_binary(&proof)?)
     } else {
         HttpResponse::Ok().json(proof)
     })
@@ -141,8 +143,7 @@ pub async fn output_spend(
     let outpoints = formats::parse_outpoints(&body, header(&req, CONTENT_TYPE))?;
     let spends = known_spends(&state, &outpoints).await?;
     let binary = wants_binary(&req);
-    let content_type = if binary { "application/octet-stream" } else { "application/json" };
-    Ok(HttpResponse::Ok().content_type(content_type).body(formats::output_spends_body(&spends, binary)))
+    Ok(reply(binary, formats::output_spends_body(&spends, binary)))
 }
 
 /// `POST /api/v1/output-spend/notifications`: watches outputs for the account's websocket and
@@ -184,9 +185,7 @@ pub async fn output_spend_notifications(
         Mode::Native(_) => {
             let spends = known_spends(&state, &outpoints).await?;
             Ok(if wants_binary(&req) {
-                HttpResponse::Ok()
-                    .content_type("application/octet-stream")
-                    .body(formats::output_spends_body(&spends, true))
+                reply(true, formats::output_spends_body(&spends, true))
             } else {
                 // The simple indexer encodes this answer twice (a JSON string of the JSON list).
                 let inner =
@@ -210,8 +209,7 @@ pub async fn list_filters(
     };
     let account = account(&caller)?;
     let filters = store::list_filters(&state.db, account, now()).await?;
-    let content_type = if binary { "application/octet-stream" } else { "application/json" };
-    Ok(HttpResponse::Ok().content_type(content_type).body(formats::tip_filter_list_body(&filters, binary)))
+    Ok(reply(binary, formats::tip_filter_list_body(&filters, binary)))
 }
 
 /// `POST /api/v1/transaction/filter`: registers pushdata hashes, all or nothing.
