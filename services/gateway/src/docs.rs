@@ -12,6 +12,7 @@ pub const SPECS: &[(&str, &str)] = &[
     ("peer-channels", include_str!("../../../proto-docs/peer-channels.json")),
     ("headers", include_str!("../../../proto-docs/headers.json")),
     ("indexer", include_str!("../../../proto-docs/indexer.json")),
+    ("arc", include_str!("../../../proto-docs/arc.json")),
 ];
 
 const METHODS: [&str; 6] = ["get", "post", "put", "delete", "head", "patch"];

@@ -131,6 +131,9 @@ pub const PUBLIC_ENDPOINTS: &[(&str, &str)] = &[
     ("POST", "/api/v1/notifications/{id}/redeliver"),
     ("POST", "/api/v1/notifications/redeliver"),
     ("DELETE", "/api/v1/unconfirmedTxs"),
+    ("GET", "/v1/policy"),
+    ("GET", "/v1/health"),
+    ("GET", "/v1/tx/{txid}"),
     ("GET", "/mapi/feeQuote"),
     ("GET", "/mapi/policyQuote"),
     ("POST", "/mapi/tx"),
@@ -327,6 +330,10 @@ pub fn classify(canonical: &str, headers_external: bool, indexer: IndexerApis) -
     if under(&p, "/mapi") {
         return route(RouteClass::MapiPublic, Upstream::Mapi);
     }
+    // ARC's API beside mAPI's, on the same store, with the same authentication.
+    if under(&p, "/v1") {
+        return route(RouteClass::MapiPublic, Upstream::Mapi);
+    }
     if under(&p, "/dsnt") {
         return route(RouteClass::Dsnt, Upstream::Mapi);
     }
@@ -410,6 +417,7 @@ mod tests {
         assert_eq!(c("/mapi/feeQuote"), Some((RouteClass::MapiPublic, Upstream::Mapi)));
         assert_eq!(c("/MAPI/feeQuote"), Some((RouteClass::MapiPublic, Upstream::Mapi)));
         assert_eq!(c("/dsnt/1/query"), Some((RouteClass::Dsnt, Upstream::Mapi)));
+        assert_eq!(c("/v1/tx/ab"), Some((RouteClass::MapiPublic, Upstream::Mapi)));
         assert_eq!(c("/api/v1/PolicyQuote"), Some((RouteClass::MapiAdmin, Upstream::Mapi)));
         assert_eq!(c("/api/v1/Node/host:1"), Some((RouteClass::MapiAdmin, Upstream::Mapi)));
         assert_eq!(c("/api/v1/status/zmq"), Some((RouteClass::MapiAdmin, Upstream::Mapi)));

@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 pub mod admin_status;
+pub mod arc;
 pub mod batching;
 pub mod cache;
 pub mod callback_outbox;
@@ -194,6 +195,7 @@ impl Application {
                         .route(web::post().to(submit_http::submit_txs)),
                 )
                 .configure(admin_routes)
+                .configure(arc::routes)
                 .configure(dsnt::routes)
                 .configure(internal_api::routes)
         })

@@ -79,6 +79,30 @@ async fn a_mined_transaction_is_reported_from_stored_state_with_its_proof_and_ca
     bump.verify_against_header(&header).unwrap();
     assert_eq!(bump.txids(), vec![tsc_id.parse().unwrap()]);
 
+    // ARC's view of the same row, through the gateway: MINED with the BUMP as hex.
+    let arc: Value =
+        s.http.get(format!("{}/v1/tx/{tsc_id}", s.gateway)).send().await.unwrap().json().await.unwrap();
+    assert_eq!(arc["txStatus"], "MINED", "{arc}");
+    assert_eq!(arc["blockHash"], block);
+    assert_eq!(arc["blockHeight"], height);
+    assert_eq!(arc["competingTxs"], Value::Null);
+    let path =
+        bsv_primitives::Bump::from_bytes(&hex::decode(arc["merklePath"].as_str().unwrap()).unwrap()).unwrap();
+    path.verify_against_header(&header).unwrap();
+    let unknown = s.http.get(format!("{}/v1/tx/{}", s.gateway, "ab".repeat(32))).send().await.unwrap();
+    assert_eq!(unknown.status(), 404);
+    let problem: Value = unknown.json().await.unwrap();
+    assert_eq!(problem["type"], "https://bitcoin-sv.github.io/arc/#/errors?id=_404");
+    assert_eq!(problem["extraInfo"], "transaction not found");
+    assert_eq!(problem.as_object().unwrap().len(), 7, "all seven keys: {problem}");
+    let policy: Value =
+        s.http.get(format!("{}/v1/policy", s.gateway)).send().await.unwrap().json().await.unwrap();
+    assert_eq!(policy["policy"]["standardFormatSupported"], true, "{policy}");
+    assert!(policy["policy"]["miningFee"]["bytes"].as_u64().unwrap() > 0);
+    let health: Value =
+        s.http.get(format!("{}/v1/health", s.gateway)).send().await.unwrap().json().await.unwrap();
+    assert_eq!(health["healthy"], true);
+
     // One merkleProof callback row each, in the format each was submitted with.
     let rows = s
         .wait_for_rows(

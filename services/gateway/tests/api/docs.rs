@@ -16,10 +16,11 @@ async fn docs_page_and_documents_are_served() {
         "Accounts and discovery",
         "Headers",
         "Indexer",
+        "ARC",
     ] {
         assert!(html.contains(title), "{title}");
     }
-    for name in ["mapi", "mapi-admin", "accounts", "peer-channels", "headers", "indexer"] {
+    for name in ["mapi", "mapi-admin", "accounts", "peer-channels", "headers", "indexer", "arc"] {
         let resp = app.get(&format!("/docs/{name}.json")).await;
         assert_eq!(resp.status(), 200, "{name}");
         let doc: serde_json::Value = resp.json().await.unwrap();
