@@ -176,6 +176,10 @@ pub async fn authenticate(
             Some(token) => Ok(account_of(state, token).await?.unwrap_or(Caller::Anonymous)),
             None => Ok(Caller::Anonymous),
         },
+        RouteClass::Arc => Ok(Bearer::of(req)
+            .token()
+            .and_then(|token| state.jwt.validate(token))
+            .map_or(Caller::Anonymous, |(identity, provider)| Caller::Jwt { identity, provider })),
         RouteClass::MapiPublic => match Bearer::of(req) {
             Bearer::Absent => Ok(Caller::Anonymous),
             Bearer::Token(token) => state

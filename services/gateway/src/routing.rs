@@ -52,6 +52,9 @@ impl Upstream {
 pub enum RouteClass {
     /// `/mapi/*`: anonymous or a valid mAPI JWT.
     MapiPublic,
+    /// `/v1/*` (ARC): a valid mAPI JWT names the caller; any other bearer is an ARC API key, which
+    /// ARC itself does not check: anonymous.
+    Arc,
     /// `/dsnt/*`: called by nodes; no caller identity.
     Dsnt,
     /// mAPI admin paths: `Api-Key` required.
@@ -330,9 +333,9 @@ pub fn classify(canonical: &str, headers_external: bool, indexer: IndexerApis) -
     if under(&p, "/mapi") {
         return route(RouteClass::MapiPublic, Upstream::Mapi);
     }
-    // ARC's API beside mAPI's, on the same store, with the same authentication.
+    // ARC's API beside mAPI's, on the same store.
     if under(&p, "/v1") {
-        return route(RouteClass::MapiPublic, Upstream::Mapi);
+        return route(RouteClass::Arc, Upstream::Mapi);
     }
     if under(&p, "/dsnt") {
         return route(RouteClass::Dsnt, Upstream::Mapi);
@@ -417,7 +420,7 @@ mod tests {
         assert_eq!(c("/mapi/feeQuote"), Some((RouteClass::MapiPublic, Upstream::Mapi)));
         assert_eq!(c("/MAPI/feeQuote"), Some((RouteClass::MapiPublic, Upstream::Mapi)));
         assert_eq!(c("/dsnt/1/query"), Some((RouteClass::Dsnt, Upstream::Mapi)));
-        assert_eq!(c("/v1/tx/ab"), Some((RouteClass::MapiPublic, Upstream::Mapi)));
+        assert_eq!(c("/v1/tx/ab"), Some((RouteClass::Arc, Upstream::Mapi)));
         assert_eq!(c("/api/v1/PolicyQuote"), Some((RouteClass::MapiAdmin, Upstream::Mapi)));
         assert_eq!(c("/api/v1/Node/host:1"), Some((RouteClass::MapiAdmin, Upstream::Mapi)));
         assert_eq!(c("/api/v1/status/zmq"), Some((RouteClass::MapiAdmin, Upstream::Mapi)));

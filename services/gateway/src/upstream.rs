@@ -98,8 +98,8 @@ pub fn headers(
 ) -> reqwest::header::HeaderMap {
     let mut out = reqwest::header::HeaderMap::new();
     let ours = route.upstream.is_ours();
-    let consumed_auth =
-        matches!(caller, Caller::Jwt { .. } | Caller::Account { .. }) || route.class == RouteClass::MapiAdmin;
+    let consumed_auth = matches!(caller, Caller::Jwt { .. } | Caller::Account { .. })
+        || matches!(route.class, RouteClass::MapiAdmin | RouteClass::Arc);
     for (name, value) in req.headers() {
         let n = name.as_str();
         let keep = if ours {

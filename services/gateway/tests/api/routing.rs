@@ -295,3 +295,17 @@ async fn auth_matrix() {
         channel_calls.iter().filter_map(|r| r.header("x-caller-account").map(str::to_owned)).collect();
     assert_eq!(accounts.len(), 2);
 }
+
+#[tokio::test]
+async fn an_arc_api_key_is_anonymous_and_stays_at_the_gateway() {
+    let app = spawn_app().await;
+    let before = app.upstreams.mapi.requests().len();
+    let resp =
+        app.http.get(format!("{}/v1/policy", app.url)).bearer_auth("some-arc-api-key").send().await.unwrap();
+    assert_eq!(resp.status(), 200, "ARC does not check API keys; neither does its route here");
+    let got = app.upstreams.mapi.wait_for(before + 1, Duration::from_secs(5)).await;
+    let r = got.last().unwrap();
+    assert_eq!(r.path, "/v1/policy");
+    assert_eq!(r.header("authorization"), None, "the key is not passed on");
+    assert_eq!(r.header("x-caller-identity"), None, "anonymous");
+}
