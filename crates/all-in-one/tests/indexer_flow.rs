@@ -80,6 +80,15 @@ impl Stack {
         resp.json::<Value>().await.unwrap()["api_key"].as_str().unwrap().to_owned()
     }
 
+    /// A GET with `accept` (reqwest's `*/*` when `None`).
+    async fn get(&self, path: &str, accept: Option<&str>) -> reqwest::Response {
+        let mut req = self.http.get(self.url(path));
+        if let Some(accept) = accept {
+            req = req.header("accept", accept);
+        }
+        req.send().await.unwrap()
+    }
+
     /// A JSON POST with a bearer token, accepting JSON (the indexer endpoints refuse `*/*` where
     /// the reference does).
     async fn post(&self, path: &str, bearer: &str, body: Value) -> reqwest::Response {
@@ -282,22 +291,10 @@ async fn a_wallet_learns_of_its_payment_and_its_spend_in_the_mempool_and_in_the_
     assert_eq!(note["result"]["channel_id"], channel_id);
 
     // The transaction endpoint, JSON and binary.
-    let tx_hex: Value = stack
-        .http
-        .get(stack.url(&format!("/api/v1/transaction/{txid}")))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let tx_hex: Value = stack.get(&format!("/api/v1/transaction/{txid}"), None).await.json().await.unwrap();
     let raw = stack
-        .http
-        .get(stack.url(&format!("/api/v1/transaction/{txid}")))
-        .header("accept", "application/octet-stream")
-        .send()
+        .get(&format!("/api/v1/transaction/{txid}"), Some("application/octet-stream"))
         .await
-        .unwrap()
         .bytes()
         .await
         .unwrap();
@@ -309,10 +306,9 @@ async fn a_wallet_learns_of_its_payment_and_its_spend_in_the_mempool_and_in_the_
         .iter()
         .position(|o| hex::encode(&o.lock_script.0) == script)
         .unwrap();
-    let unknown =
-        stack.http.get(stack.url(&format!("/api/v1/transaction/{}", "00".repeat(32)))).send().await.unwrap();
+    let unknown = stack.get(&format!("/api/v1/transaction/{}", "00".repeat(32)), None).await;
     assert_eq!(unknown.status(), 404);
-    let not_mined = stack.http.get(stack.url(&format!("/api/v1/merkle-proof/{txid}"))).send().await.unwrap();
+    let not_mined = stack.get(&format!("/api/v1/merkle-proof/{txid}"), None).await;
     assert_eq!(not_mined.status(), 404);
 
     // Mine it: the block's match arrives too.
@@ -323,11 +319,8 @@ async fn a_wallet_learns_of_its_payment_and_its_spend_in_the_mempool_and_in_the_
 
     // Its proof, checked here against the node's header on our own.
     let proof: Value = stack
-        .http
-        .get(stack.url(&format!("/api/v1/merkle-proof/{txid}?targetType=header")))
-        .send()
+        .get(&format!("/api/v1/merkle-proof/{txid}?targetType=header"), None)
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
@@ -337,12 +330,8 @@ async fn a_wallet_learns_of_its_payment_and_its_spend_in_the_mempool_and_in_the_
     let header = bsv_primitives::BlockHeader::from_hex(header_hex.as_str().unwrap()).unwrap();
     tsc.verify_root(&header.merkle_root()).unwrap();
     let binary = stack
-        .http
-        .get(stack.url(&format!("/api/v1/merkle-proof/{txid}?includeFullTx=1")))
-        .header("accept", "application/octet-stream")
-        .send()
+        .get(&format!("/api/v1/merkle-proof/{txid}?includeFullTx=1"), Some("application/octet-stream"))
         .await
-        .unwrap()
         .bytes()
         .await
         .unwrap();

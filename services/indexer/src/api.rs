@@ -128,6 +128,14 @@ async fn known_spends(
     Ok(found)
 }
 
+/// The outpoints of a request body (400 when it is empty or malformed).
+fn outpoints_of(req: &HttpRequest, body: &[u8]) -> Result<Vec<formats::Outpoint>, IndexerError> {
+    if body.is_empty() {
+        return Err(IndexerError::bad("no body"));
+    }
+    formats::parse_outpoints(body, header(req, CONTENT_TYPE))
+}
+
 /// `POST /api/v1/output-spend`: the spends of the given outputs (only the spent ones appear).
 pub async fn output_spend(
     state: web::Data<AppState>,
@@ -137,10 +145,7 @@ pub async fn output_spend(
     if let Mode::Proxy(indexer) = &state.mode {
         return Ok(indexer.forward(&req, body, &[]).await?.into_response());
     }
-    if body.is_empty() {
-        return Err(IndexerError::bad("no body"));
-    }
-    let outpoints = formats::parse_outpoints(&body, header(&req, CONTENT_TYPE))?;
+    let outpoints = outpoints_of(&req, &body)?;
     let spends = known_spends(&state, &outpoints).await?;
     let binary = wants_binary(&req);
     Ok(reply(binary, formats::output_spends_body(&spends, binary)))
@@ -154,10 +159,7 @@ pub async fn output_spend_notifications(
     caller: TrustedCaller,
     body: Bytes,
 ) -> Result<HttpResponse, IndexerError> {
-    if body.is_empty() {
-        return Err(IndexerError::bad("no body"));
-    }
-    let mut outpoints = formats::parse_outpoints(&body, header(&req, CONTENT_TYPE))?;
+    let mut outpoints = outpoints_of(&req, &body)?;
     outpoints.sort_unstable();
     outpoints.dedup();
     if outpoints.is_empty() {

@@ -264,8 +264,8 @@ async fn sweep_round(state: &AppState) -> Result<(), String> {
 
 /// Proxy mode: an output spend the external indexer announced, pushed to the accounts watching it.
 pub async fn external_spend(state: &AppState, spend: OutputSpend) {
-    let watchers = match matching::load_watches(&state.db).await {
-        Ok(w) => w.get(&spend.out).cloned().unwrap_or_default(),
+    let watchers = match store::watchers_of(&state.db, &spend.out).await {
+        Ok(w) => w,
         Err(e) => {
             tracing::warn!(error = %e, "spend notification lost: watches unreadable");
             return;

@@ -117,6 +117,10 @@ pub async fn match_chunk(
 /// Writes what was found (and, for a block, that it was matched) in one transaction; keeps in
 /// `found` only the spends not seen before (those the sockets are told of).
 pub async fn commit(db: &Db, found: &mut Found, seen: Seen) -> Result<(), DbError> {
+    // A mempool batch that matched nothing writes nothing (a block is still recorded as matched).
+    if matches!(seen, Seen::Mempool) && found.deliveries.is_empty() && found.spends.is_empty() {
+        return Ok(());
+    }
     let block_id = match seen {
         Seen::Mempool => serde_json::Value::Null,
         Seen::Block(hash, _) => json!(hash.to_string()),

@@ -284,6 +284,19 @@ pub async fn all_watches(db: &Db) -> Result<Vec<(Outpoint, i64)>, DbError> {
     Ok(rows.into_iter().filter_map(watch_of).collect())
 }
 
+/// The accounts watching one outpoint.
+pub async fn watchers_of(db: &Db, outpoint: &Outpoint) -> Result<Vec<i64>, DbError> {
+    let mut conn = db.conn().await?;
+    let rows: Vec<WatchRow> = diesel::sql_query(
+        "SELECT tx_hash, out_index, account_id FROM spend_watches WHERE tx_hash = $1 AND out_index = $2",
+    )
+    .bind::<Bytea, _>(outpoint.0.as_slice())
+    .bind::<BigInt, _>(i64::from(outpoint.1))
+    .load(&mut conn)
+    .await?;
+    Ok(rows.into_iter().map(|r| r.account_id).collect())
+}
+
 /// Drops every watch of `accounts`, returning the outpoints no account watches any more.
 pub async fn drop_account_watches(db: &Db, accounts: &[i64]) -> Result<Vec<Outpoint>, DbError> {
     let mut conn = db.conn().await?;
